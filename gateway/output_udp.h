@@ -1,0 +1,19 @@
+/*
+ * output_udp.h: re-emission as UDP datagrams to the configured collectors.
+ */
+#ifndef FLOWPOST_GATEWAY_OUTPUT_UDP_H
+#define FLOWPOST_GATEWAY_OUTPUT_UDP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "output.h"
+
+#define OUTPUT_UDP_SNDBUF	(4 * 1024 * 1024)
+
+/* Opens one unconnected socket per collector. */
+int	 output_udp_open(const struct config_addr *collectors, size_t n,
+	    const struct output_ops **ops, void **ctx, char *err,
+	    size_t errlen);
+
+#endif
