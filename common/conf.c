@@ -17,6 +17,7 @@
  * List-valued keys (listen, collector) are plain strings split by their
  * users, so for them too the last line wins: the lines do not add up.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,6 +30,13 @@
 
 #include "conf.h"
 #include "util.h"
+
+/* Blanks as libinih trims them (isspace), so values read back unchanged. */
+static int
+conf_blank(char c)
+{
+	return c != '\0' && isspace((unsigned char)c);
+}
 
 #define CONF_LINE_MAX	4096	/* one INI line, newline and NUL included */
 #define CONF_NAME_MAX	64	/* longest key name looked up */
@@ -345,14 +353,17 @@ conf_ini_value(const char *raw, char *out, size_t outlen, const char **why)
 	const char	*p, *end, *rest;
 	size_t		 n;
 
-	p = raw + strspn(raw, " \t");
+	p = raw;
+	while (conf_blank(*p))
+		p++;
 	if (*p == '"') {
 		p++;
 		if ((end = strchr(p, '"')) == NULL) {
 			*why = "missing closing quote";
 			return -1;
 		}
-		rest = end + 1 + strspn(end + 1, " \t");
+		for (rest = end + 1; conf_blank(*rest); rest++)
+			;
 		if (*rest != '\0' && *rest != ';' && *rest != '#') {
 			*why = "text after the closing quote";
 			return -1;
@@ -360,9 +371,9 @@ conf_ini_value(const char *raw, char *out, size_t outlen, const char **why)
 	} else {
 		for (end = p; *end != '\0'; end++)
 			if ((*end == ';' || *end == '#') && (end == p ||
-			    end[-1] == ' ' || end[-1] == '\t'))
+			    conf_blank(end[-1])))
 				break;
-		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		while (end > p && conf_blank(end[-1]))
 			end--;
 	}
 	n = (size_t)(end - p);
@@ -710,8 +721,8 @@ conf_needs_quotes(const char *s)
 {
 	size_t n = strlen(s);
 
-	return n > 0 && (s[0] == ' ' || s[0] == '\t' || s[0] == '"' ||
-	    s[n - 1] == ' ' || s[n - 1] == '\t' || strpbrk(s, ";#") != NULL);
+	return n > 0 && (conf_blank(s[0]) || s[0] == '"' ||
+	    conf_blank(s[n - 1]) || strpbrk(s, ";#") != NULL);
 }
 
 void

@@ -68,7 +68,9 @@ struct ingest_totals {
 	uint64_t	duplicates;		/* acknowledged dup */
 	uint64_t	auth_failures;
 	uint64_t	unknown_clients;
-	uint64_t	malformed_datagrams;	/* forwarded although malformed */
+	uint64_t	malformed_datagrams;	/* NetFlow/IPFIX with inconsistent
+						 * lengths, in valid batches (dup
+						 * or forwarded) */
 	uint64_t	rejected[INGEST_R_COUNT];
 };
 

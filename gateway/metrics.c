@@ -231,7 +231,7 @@ metrics_render(const struct metrics_sources *src, struct buf *out)
 	    "batches from client ids not in the keys file",
 	    t.unknown_clients);
 	metrics_counter(&o, "malformed_datagrams_total",
-	    "NetFlow/IPFIX datagrams with inconsistent lengths, forwarded",
+	    "NetFlow/IPFIX datagrams with inconsistent lengths in valid batches",
 	    t.malformed_datagrams);
 	metrics_head(&o, "rejected_batches_total", "counter",
 	    "batches refused, by reason");
