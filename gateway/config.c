@@ -7,10 +7,12 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define KEY(field)	offsetof(struct gateway_config, field)
@@ -59,6 +61,26 @@ const struct conf_key config_keys[] = {
 	{ "connection_timeout", CONF_DURATION, KEY(connection_timeout), 1,
 	  86400, "30s", NULL,
 	  "close a connection idle (or a body stalled) this long" },
+	{ "per_ip_connection_limit", CONF_UINT, KEY(per_ip_connection_limit),
+	  0, 65536, "64", NULL,
+	  "most concurrent connections from one address; 0 = off (behind "
+	  "a reverse proxy)" },
+	{ "rate_limit_global", CONF_UINT, KEY(rate_limit_global), 0,
+	  RATELIMIT_RATE_MAX, "500", NULL,
+	  "batch POSTs per second from everybody together (429 above); "
+	  "0 = off" },
+	{ "rate_limit_client", CONF_UINT, KEY(rate_limit_client), 0,
+	  RATELIMIT_RATE_MAX, "20", NULL,
+	  "batches per second per client, counting those forwarded (429 "
+	  "above); 0 = off" },
+	{ "rate_limit_auth_failures", CONF_UINT, KEY(rate_limit_auth_failures),
+	  0, RATELIMIT_RATE_MAX, "5", NULL,
+	  "failed authentications per second per client id, answered 401; "
+	  "429 above; 0 = off" },
+	{ "tls_cert", CONF_STRING, KEY(tls_cert), 0, 0, "", NULL,
+	  "PEM certificate (chain) for HTTPS on listen; empty = plain HTTP" },
+	{ "tls_key", CONF_STRING, KEY(tls_key), 0, 0, "", NULL,
+	  "PEM private key of tls_cert (read before the privilege drop)" },
 	{ "stats_interval", CONF_DURATION, KEY(stats_interval), 0, 86400,
 	  "60s",
 	  NULL, "period of the summary log line; 0 = off" },
@@ -70,6 +92,66 @@ const struct conf_key config_keys[] = {
 	  "when started as root, switch to this user after binding" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
+
+int
+config_tls(const struct gateway_config *cfg)
+{
+	return cfg->tls_cert != NULL && cfg->tls_cert[0] != '\0' &&
+	    cfg->tls_key != NULL && cfg->tls_key[0] != '\0';
+}
+
+/* One PEM file into a NUL-terminated string holding a `what` block. */
+static int
+config_pem(const char *key, const char *path, const char *what, char **out,
+    char *err, size_t errlen)
+{
+	uint8_t	*data = NULL;
+	size_t	 len = 0;
+	char	 end[32];
+
+	*out = NULL;
+	/* A PEM block's label ends its BEGIN line: "...CERTIFICATE-----". */
+	(void)util_snprintf(end, sizeof(end), "%s-----", what);
+	errno = 0;
+	if (util_read_file(path, CONFIG_PEM_MAX, &data, &len) == -1) {
+		util_snprintf(err, errlen, "%s %s: %s", key, path, errno != 0 ?
+		    strerror(errno) : "cannot read (larger than 1 MiB?)");
+		return -1;
+	}
+	/* util_read_file() NUL-terminates; a NUL inside is not PEM. */
+	if (memchr(data, '\0', len) != NULL ||
+	    strstr((char *)data, "-----BEGIN ") == NULL ||
+	    strstr((char *)data, end) == NULL) {
+		util_snprintf(err, errlen, "%s %s: not a PEM file with a %s "
+		    "block", key, path, what);
+		free(data);
+		return -1;
+	}
+	*out = (char *)data;
+	return 0;
+}
+
+int
+config_tls_load(const struct gateway_config *cfg, char **cert, char **key,
+    char *err, size_t errlen)
+{
+	struct stat	 st;
+
+	*cert = *key = NULL;
+	if (config_pem("tls_cert", cfg->tls_cert, "CERTIFICATE", cert,
+	    err, errlen) == -1)
+		return -1;
+	if (config_pem("tls_key", cfg->tls_key, "PRIVATE KEY", key, err,
+	    errlen) == -1) {
+		free(*cert);
+		*cert = NULL;
+		return -1;
+	}
+	if (stat(cfg->tls_key, &st) == 0 && (st.st_mode & S_IROTH))
+		log_warn("tls_key: %s is readable by all users; chmod o-r it",
+		    cfg->tls_key);
+	return 0;
+}
 
 int
 config_metrics_disabled(const struct gateway_config *cfg)
@@ -208,6 +290,13 @@ config_validate(const struct gateway_config *cfg, char *err, size_t errlen)
 	    config_listen_addr(cfg->metrics_listen, "metrics_listen", &a, err,
 	    errlen) == -1)
 		return -1;
+	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+		util_snprintf(err, errlen, "%s is set without %s: set both, "
+		    "or neither", cfg->tls_cert[0] == '\0' ? "tls_key" :
+		    "tls_cert", cfg->tls_cert[0] == '\0' ? "tls_cert" :
+		    "tls_key");
+		return -1;
+	}
 	if (cfg->user != NULL && cfg->user[0] != '\0' &&
 	    getpwnam(cfg->user) == NULL) {
 		util_snprintf(err, errlen, "user \"%s\": no such user",

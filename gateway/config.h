@@ -18,6 +18,7 @@
 
 #define CONFIG_COLLECTORS_MAX	32
 #define CONFIG_ADDR_NAME_MAX	300
+#define CONFIG_PEM_MAX		(1024 * 1024)	/* tls_cert, tls_key */
 
 struct gateway_config {
 	char		*listen;		/* host:port of the batch endpoint */
@@ -35,6 +36,12 @@ struct gateway_config {
 	uint64_t	 threads;
 	uint64_t	 connection_limit;
 	uint64_t	 connection_timeout;	/* seconds */
+	uint64_t	 per_ip_connection_limit;	/* 0 = off */
+	uint64_t	 rate_limit_global;	/* batch POSTs/s, 0 = off */
+	uint64_t	 rate_limit_client;	/* batches/s per client, 0 = off */
+	uint64_t	 rate_limit_auth_failures;	/* per client, 0 = off */
+	char		*tls_cert;		/* PEM file, "" = plain HTTP */
+	char		*tls_key;		/* PEM file, with tls_cert */
 	uint64_t	 stats_interval;	/* seconds, 0 = off */
 	int		 log_level;		/* enum log_level */
 	int		 syslog;
@@ -56,6 +63,17 @@ struct config_addr {
  */
 int	 config_validate(const struct gateway_config *cfg, char *err,
 	    size_t errlen);
+
+/* 1 if tls_cert and tls_key are set (the batch endpoint speaks HTTPS). */
+int	 config_tls(const struct gateway_config *cfg);
+
+/*
+ * Reads tls_cert and tls_key into NUL-terminated malloc'd strings and
+ * checks that they look like a PEM certificate and key.  Done before the
+ * privilege drop, so the key file may be readable by root only.
+ */
+int	 config_tls_load(const struct gateway_config *cfg, char **cert,
+	    char **key, char *err, size_t errlen);
 
 /* 1 if metrics_listen is "none" (metrics and its health page are off). */
 int	 config_metrics_disabled(const struct gateway_config *cfg);

@@ -6,6 +6,10 @@
  * no body is made, so a refusal costs no body bytes), once per piece of
  * body, and once more with no data when the body is complete.  The state
  * is freed in the completion callback, whatever way the request ended.
+ *
+ * Rate limits (ratelimit.c) sit at both ends: the global bucket is charged
+ * on the first callback, before any body byte is read; the client's
+ * buckets on the last, around ingest's authentication.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -30,6 +34,13 @@
 #define HTTP_PATH_MAX		512
 #define HTTP_MEMORY_LIMIT	(64 * 1024)	/* per connection: headers */
 #define HTTP_BACKLOG		512
+#define NS_PER_S		INT64_C(1000000000)
+
+/*
+ * GnuTLS priorities for HTTPS: the system's defaults, with TLS 1.2 as the
+ * oldest version (every libcurl the client runs on speaks it).
+ */
+#define HTTP_TLS_PRIORITIES	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 enum http_route {
 	HTTP_ROUTE_NONE,
@@ -44,6 +55,12 @@ struct http {
 	uint64_t		 inflight_max;
 	char			 batch_path[HTTP_PATH_MAX];
 	char			 health_path[HTTP_PATH_MAX];
+	struct keys_store	*keys;		/* may be NULL: no client limits */
+	struct ratelimit	*rl;
+	struct ratelimit_params	 rates;
+	char			*tls_cert;	/* our copies; wiped at stop */
+	char			*tls_key;
+	size_t			 tls_key_len;
 	int			 quiesced;
 	int			 quiesced_fd;	/* ours to close after stop */
 	atomic_int		 closing;	/* answer with Connection: close */
@@ -54,6 +71,7 @@ struct http {
 	uint64_t		 inflight_bytes;	/* announced bodies */
 
 	_Atomic uint64_t	 status[HTTP_STATUS_MAX - HTTP_STATUS_MIN + 1];
+	_Atomic uint64_t	 limited[HTTP_LIMIT_COUNT];
 };
 
 struct http_req {
@@ -64,7 +82,28 @@ struct http_req {
 	struct buf		 body;
 };
 
-static struct log_limit http_lim_mhd, http_lim_busy;
+static struct log_limit http_lim_mhd, http_lim_limit[HTTP_LIMIT_COUNT];
+
+static const char *const http_limit_names[HTTP_LIMIT_COUNT] = {
+	[HTTP_LIMIT_INFLIGHT] = "inflight_bytes",
+	[HTTP_LIMIT_GLOBAL] = "global",
+	[HTTP_LIMIT_CLIENT] = "client",
+	[HTTP_LIMIT_AUTH] = "auth_failures",
+};
+
+const char *
+http_limit_name(enum http_limit l)
+{
+	if ((unsigned int)l >= HTTP_LIMIT_COUNT)
+		return "unknown";
+	return http_limit_names[l];
+}
+
+int
+http_tls_supported(void)
+{
+	return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
 
 unsigned int
 http_mhd_flags(void)
@@ -139,9 +178,14 @@ http_count(struct http *h, int status)
 		    1, memory_order_relaxed);
 }
 
+/*
+ * `retry_after` (seconds) is sent as Retry-After when not 0; every 429
+ * has one.
+ */
 static enum MHD_Result
 http_respond(struct http *h, struct MHD_Connection *conn, struct http_req *rq,
-    int status, const char *body, size_t len, const char *allow)
+    int status, const char *body, size_t len, const char *allow,
+    unsigned int retry_after)
 {
 	struct MHD_Response	*resp;
 	enum MHD_Result		 ret;
@@ -157,8 +201,8 @@ http_respond(struct http *h, struct MHD_Connection *conn, struct http_req *rq,
 	    "no-store");
 	if (allow != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	if (status == 429) {
-		snprintf(retry, sizeof(retry), "%d", HTTP_RETRY_AFTER);
+	if (retry_after > 0) {
+		snprintf(retry, sizeof(retry), "%u", retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
 		    retry);
 	}
@@ -178,7 +222,65 @@ static enum MHD_Result
 http_text(struct http *h, struct MHD_Connection *conn, struct http_req *rq,
     int status, const char *text, const char *allow)
 {
-	return http_respond(h, conn, rq, status, text, strlen(text), allow);
+	return http_respond(h, conn, rq, status, text, strlen(text), allow, 0);
+}
+
+/* Whole seconds until `wait_ns` has passed: at least 1, at most an hour. */
+static unsigned int
+http_retry_s(int64_t wait_ns)
+{
+	int64_t	 s = (wait_ns + NS_PER_S - 1) / NS_PER_S;
+
+	if (s < 1)
+		return 1;
+	if (s > HTTP_RETRY_AFTER_MAX)
+		return HTTP_RETRY_AFTER_MAX;
+	return (unsigned int)s;
+}
+
+/*
+ * Answers 429 for `why`, counted by reason and logged at most every ten
+ * seconds per reason.  `client` names the client id for per-client limits.
+ */
+static enum MHD_Result
+http_limited(struct http *h, struct MHD_Connection *conn, struct http_req *rq,
+    enum http_limit why, unsigned int retry_s, const char *client)
+{
+	const char	*text = "rate limited, retry later\n";
+
+	atomic_fetch_add_explicit(&h->limited[why], 1, memory_order_relaxed);
+	switch (why) {
+	case HTTP_LIMIT_INFLIGHT:
+		log_limited(&http_lim_limit[why], 10, LOGL_WARN, "http: bodies "
+		    "in progress reached %llu bytes; answering 429",
+		    (unsigned long long)h->inflight_max);
+		text = "busy, retry later\n";
+		break;
+	case HTTP_LIMIT_GLOBAL:
+		log_limited(&http_lim_limit[why], 10, LOGL_WARN, "http: more "
+		    "than rate_limit_global (%llu) batch POSTs per second; "
+		    "answering 429", (unsigned long long)h->rates.global);
+		break;
+	case HTTP_LIMIT_CLIENT:
+		log_limited(&http_lim_limit[why], 10, LOGL_WARN, "http: client "
+		    "%s: more than rate_limit_client (%llu) batches per "
+		    "second; answering 429", client,
+		    (unsigned long long)h->rates.client);
+		text = "rate limited for this client, retry later\n";
+		break;
+	case HTTP_LIMIT_AUTH:
+		log_limited(&http_lim_limit[why], 10, LOGL_WARN, "http: client "
+		    "id %s: more than rate_limit_auth_failures (%llu) failed "
+		    "authentications per second; answering 429 instead of 401",
+		    client, (unsigned long long)h->rates.auth_failures);
+		text = "too many failed authentications for this client id, "
+		    "retry later\n";
+		break;
+	case HTTP_LIMIT_COUNT:
+		break;
+	}
+	return http_respond(h, conn, rq, 429, text, strlen(text), NULL,
+	    retry_s);
 }
 
 static enum http_route
@@ -217,7 +319,12 @@ http_batch_start(struct http *h, struct MHD_Connection *conn,
 {
 	const char	*cl, *te;
 	uint64_t	 len;
+	int64_t		 wait;
 
+	/* Every batch POST counts, whoever sends it and whatever it holds. */
+	if (ratelimit_global(h->rl, util_mono_ns(), &wait) == -1)
+		return http_limited(h, conn, rq, HTTP_LIMIT_GLOBAL,
+		    http_retry_s(wait), NULL);
 	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -231,31 +338,96 @@ http_batch_start(struct http *h, struct MHD_Connection *conn,
 	if (len > h->max_body)
 		return http_text(h, conn, rq, 413, "body over max_body_bytes\n",
 		    NULL);
-	if (http_reserve(h, rq, len) == -1) {
-		log_limited(&http_lim_busy, 10, LOGL_WARN, "http: bodies in "
-		    "progress reached %llu bytes; answering 429",
-		    (unsigned long long)h->inflight_max);
-		return http_text(h, conn, rq, 429, "busy, retry later\n",
-		    NULL);
-	}
+	if (http_reserve(h, rq, len) == -1)
+		return http_limited(h, conn, rq, HTTP_LIMIT_INFLIGHT,
+		    HTTP_RETRY_AFTER, NULL);
 	if (buf_init(&rq->body, 0, (size_t)len) == -1)
 		return http_text(h, conn, rq, 500, "out of memory\n", NULL);
 	return MHD_YES;
 }
 
+/*
+ * The client id of the clear header into `id` if it is in the keys file,
+ * else "".  Costs a header parse and a lookup, nothing of the AEAD; the id
+ * is not authenticated yet.
+ */
+static void
+http_known_client(struct http *h, const uint8_t *body, size_t len, char *id,
+    size_t idlen)
+{
+	struct wire_header	 wh;
+	struct keys		*k;
+
+	id[0] = '\0';
+	if (h->keys == NULL || wire_parse_header(body, len, &wh) != WIRE_OK)
+		return;
+	k = keys_store_get(h->keys);
+	if (keys_find(k, wh.client_id) != NULL)
+		(void)util_snprintf(id, idlen, "%s", wh.client_id);
+	keys_unref(k);
+}
+
+/*
+ * 1 if `r` acknowledges a batch forwarded now: "FPACK1 id seq new mac".
+ * The line was formatted by wire_ack_format(), so its fields are known.
+ */
+static int
+http_ack_new(const struct ingest_reply *r)
+{
+	const char	*p = r->body, *end = r->body + r->body_len;
+	int		 field = 0;
+
+	if (r->status != 200)
+		return 0;
+	while (p < end && field < 3) {
+		if (*p++ == ' ')
+			field++;
+	}
+	return field == 3 && end - p > 4 && memcmp(p, "new ", 4) == 0;
+}
+
+/*
+ * Last callback of a batch POST.  A forger can put any client id into the
+ * clear header, and anybody who once saw a sealed batch can send it again,
+ * so nothing either can cause may use up the real client's request
+ * bucket: that bucket is only read before the AEAD, and only charged for
+ * a batch that authenticated and was forwarded now (a replay is answered
+ * dup or 410 and charges nothing).  Failed authentications go to the id's
+ * own failure bucket, which changes 401 into 429 once they come too fast
+ * and never holds back a batch that authenticates.
+ */
 static enum MHD_Result
 http_batch_finish(struct http *h, struct MHD_Connection *conn,
     struct http_req *rq)
 {
 	struct ingest_reply	 r;
+	char			 id[WIRE_CLIENT_ID_MAX + 1];
+	int64_t			 wait;
 
 	if (rq->overflow)
 		return http_text(h, conn, rq, 413, "body over its "
 		    "Content-Length or out of memory\n", NULL);
+	http_known_client(h, rq->body.data, rq->body.len, id, sizeof(id));
+	if (id[0] != '\0' && ratelimit_client_check(h->rl, id, util_mono_ns(),
+	    &wait) == -1) {
+		buf_free(&rq->body);
+		return http_limited(h, conn, rq, HTTP_LIMIT_CLIENT,
+		    http_retry_s(wait), id);
+	}
 	ingest_batch(h->ig, rq->body.data, rq->body.len, util_real_us(), &r);
 	/* The body is no longer needed; free it before the answer goes. */
 	buf_free(&rq->body);
-	return http_respond(h, conn, rq, r.status, r.body, r.body_len, NULL);
+	if (id[0] != '\0') {
+		if (r.status == 401) {
+			if (ratelimit_auth_failure(h->rl, id, util_mono_ns(),
+			    &wait) == -1)
+				return http_limited(h, conn, rq,
+				    HTTP_LIMIT_AUTH, http_retry_s(wait), id);
+		} else if (http_ack_new(&r))
+			ratelimit_client_charge(h->rl, id, util_mono_ns());
+	}
+	return http_respond(h, conn, rq, r.status, r.body, r.body_len, NULL,
+	    0);
 }
 
 static enum MHD_Result
@@ -342,11 +514,26 @@ http_paths(struct http *h, const char *prefix)
 	return 0;
 }
 
+/* Frees what http_start() allocated, the TLS key wiped. */
+static void
+http_free(struct http *h)
+{
+	if (h->tls_key != NULL) {
+		explicit_bzero(h->tls_key, h->tls_key_len);
+		free(h->tls_key);
+	}
+	free(h->tls_cert);
+	ratelimit_free(h->rl);
+	free(h);
+}
+
 struct http *
 http_start(const struct http_params *p, struct ingest *ig, char *err,
     size_t errlen)
 {
-	struct http	*h;
+	struct http		*h;
+	struct MHD_OptionItem	 tls[4];
+	unsigned int		 flags = http_mhd_flags();
 
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		util_snprintf(err, errlen, "http: %s", strerror(errno));
@@ -354,6 +541,8 @@ http_start(const struct http_params *p, struct ingest *ig, char *err,
 		return NULL;
 	}
 	h->ig = ig;
+	h->keys = p->keys;
+	h->rates = p->rates;
 	h->max_body = p->max_body_bytes;
 	h->inflight_max = 2 * p->max_body_bytes > HTTP_INFLIGHT_MIN ?
 	    2 * p->max_body_bytes : HTTP_INFLIGHT_MIN;
@@ -361,6 +550,34 @@ http_start(const struct http_params *p, struct ingest *ig, char *err,
 	if (http_paths(h, p->path_prefix) == -1) {
 		util_snprintf(err, errlen, "http: path_prefix too long");
 		goto fail;
+	}
+	if ((h->rl = ratelimit_new(&p->rates)) == NULL) {
+		util_snprintf(err, errlen, "http: out of memory");
+		goto fail;
+	}
+	memset(tls, 0, sizeof(tls));
+	tls[0].option = MHD_OPTION_END;
+	if (p->tls_cert != NULL && p->tls_key != NULL) {
+		if (!http_tls_supported()) {
+			util_snprintf(err, errlen, "http: tls_cert is set, but "
+			    "this libmicrohttpd was built without TLS support; "
+			    "terminate TLS in a reverse proxy instead");
+			goto fail;
+		}
+		if ((h->tls_cert = strdup(p->tls_cert)) == NULL ||
+		    (h->tls_key = strdup(p->tls_key)) == NULL) {
+			util_snprintf(err, errlen, "http: out of memory");
+			goto fail;
+		}
+		h->tls_key_len = strlen(h->tls_key);
+		flags |= MHD_USE_TLS;
+		tls[0].option = MHD_OPTION_HTTPS_MEM_CERT;
+		tls[0].ptr_value = h->tls_cert;
+		tls[1].option = MHD_OPTION_HTTPS_MEM_KEY;
+		tls[1].ptr_value = h->tls_key;
+		tls[2].option = MHD_OPTION_HTTPS_PRIORITIES;
+		tls[2].ptr_value = (void *)(uintptr_t)HTTP_TLS_PRIORITIES;
+		tls[3].option = MHD_OPTION_END;
 	}
 	if (pthread_mutex_init(&h->mu, NULL) != 0) {
 		util_snprintf(err, errlen, "http: cannot create a mutex");
@@ -371,28 +588,38 @@ http_start(const struct http_params *p, struct ingest *ig, char *err,
 		pthread_mutex_destroy(&h->mu);
 		goto fail;
 	}
-	h->d = MHD_start_daemon(http_mhd_flags(), 0, NULL, NULL,
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL,
 	    http_handler, h,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_logger, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)p->fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, p->threads,
 	    MHD_OPTION_CONNECTION_LIMIT, p->connection_limit,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, p->per_ip_connection_limit,
 	    MHD_OPTION_CONNECTION_TIMEOUT, p->connection_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
+	    MHD_OPTION_ARRAY, tls,
 	    MHD_OPTION_END);
 	if (h->d == NULL) {
 		util_snprintf(err, errlen, "http: libmicrohttpd did not start "
-		    "(threads %u, connection_limit %u)", p->threads,
-		    p->connection_limit);
+		    "(threads %u, connection_limit %u%s)", p->threads,
+		    p->connection_limit, h->tls_cert != NULL ? "; with TLS: "
+		    "do tls_cert and tls_key belong together?" : "");
 		pthread_cond_destroy(&h->idle);
 		pthread_mutex_destroy(&h->mu);
 		goto fail;
 	}
+	/*
+	 * GnuTLS parsed the key into its own credentials during the start;
+	 * the text is not read again, so it is wiped now.  The buffer stays
+	 * allocated because the daemon keeps the pointer.
+	 */
+	if (h->tls_key != NULL)
+		explicit_bzero(h->tls_key, h->tls_key_len);
 	return h;
 fail:
 	close(p->fd);
-	free(h);
+	http_free(h);
 	return NULL;
 }
 
@@ -448,7 +675,7 @@ http_stop(struct http *h)
 		close(h->quiesced_fd);
 	pthread_cond_destroy(&h->idle);
 	pthread_mutex_destroy(&h->mu);
-	free(h);
+	http_free(h);
 }
 
 void
@@ -462,4 +689,31 @@ http_foreach_status(struct http *h, void (*cb)(int code, uint64_t n,
 		if (n > 0)
 			cb(i + HTTP_STATUS_MIN, n, arg);
 	}
+}
+
+void
+http_foreach_limit(struct http *h, void (*cb)(const char *reason, uint64_t n,
+    void *arg), void *arg)
+{
+	for (int i = 0; i < HTTP_LIMIT_COUNT; i++)
+		cb(http_limit_name(i), atomic_load_explicit(&h->limited[i],
+		    memory_order_relaxed), arg);
+}
+
+static int
+http_key_known(const char *id, void *arg)
+{
+	return keys_find(arg, id) != NULL;
+}
+
+void
+http_keys_changed(struct http *h)
+{
+	struct keys	*k;
+
+	if (h == NULL || h->keys == NULL)
+		return;
+	k = keys_store_get(h->keys);
+	ratelimit_retain(h->rl, http_key_known, k);
+	keys_unref(k);
 }

@@ -1,10 +1,11 @@
 /*
  * main.c: flowpost-gateway's options, start, signals and stop.
  *
- * Start: configuration (exit 2 if unusable), keys and collectors, the
- * listening sockets (exit 1 if they cannot be bound), the privilege drop,
- * the state directory (exit 1 if unusable), the outputs, then the HTTP
- * daemons.  Signals are blocked in every thread and taken synchronously
+ * Start: configuration (exit 2 if unusable), keys, collectors and the TLS
+ * certificate and key, the listening sockets (exit 1 if they cannot be
+ * bound), the privilege drop, the state directory (exit 1 if unusable), the
+ * outputs, then the HTTP daemons.  Everything that may need root (reading
+ * the TLS key, binding a port below 1024) happens before the drop.  Signals are blocked in every thread and taken synchronously
  * by the main loop with sigtimedwait(), so no code runs in signal context:
  * TERM/INT stop, HUP reloads the keys file and log level, USR1 logs the
  * counters.
@@ -59,6 +60,8 @@ struct gateway {
 	int			 metrics_fd;
 	char			 http_bound[CONFIG_ADDR_NAME_MAX];
 	char			 metrics_bound[CONFIG_ADDR_NAME_MAX];
+	char			*tls_cert;	/* PEM text until http_start() */
+	char			*tls_key;
 };
 
 static const char *const main_level_names[] = {
@@ -179,22 +182,46 @@ main_parse(struct gateway_config *cfg, struct conf_cli *cli,
 	return 0;
 }
 
+/* Collects "reason n" pairs of the 429 counters into one string. */
+struct main_limits {
+	char	 text[160];
+	size_t	 len;
+};
+
+static void
+main_limit_cb(const char *reason, uint64_t n, void *arg)
+{
+	struct main_limits	*l = arg;
+	int			 w;
+
+	w = snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s%s %"
+	    PRIu64, l->len > 0 ? ", " : "", reason, n);
+	if (w > 0 && (size_t)w < sizeof(l->text) - l->len)
+		l->len += (size_t)w;
+}
+
 static void
 main_stats(struct gateway *gw, const char *why)
 {
 	struct ingest_totals	 t;
+	struct main_limits	 l;
 	uint64_t		 rejected = 0;
 
 	ingest_get_totals(gw->ig, &t);
 	for (int i = 0; i < INGEST_R_COUNT; i++)
 		rejected += t.rejected[i];
+	memset(&l, 0, sizeof(l));
+	if (gw->http != NULL)
+		http_foreach_limit(gw->http, main_limit_cb, &l);
 	log_info("stats (%s): batches %" PRIu64 " datagrams %" PRIu64
 	    " bytes_in %" PRIu64 " bytes_out %" PRIu64 " duplicates %" PRIu64
 	    " rejected %" PRIu64 " (auth %" PRIu64 ", unknown client %" PRIu64
-	    ", collectors unavailable %" PRIu64 ", state %" PRIu64 ")", why,
+	    ", collectors unavailable %" PRIu64 ", state %" PRIu64 ")"
+	    " rate_limited (%s)", why,
 	    t.batches, t.datagrams, t.bytes_in, t.bytes_out, t.duplicates,
 	    rejected, t.auth_failures, t.unknown_clients,
-	    t.rejected[INGEST_R_OUTPUT], t.rejected[INGEST_R_STATE]);
+	    t.rejected[INGEST_R_OUTPUT], t.rejected[INGEST_R_STATE],
+	    l.len > 0 ? l.text : "none");
 }
 
 /* SIGHUP: new keys table and log level; the rest needs a restart. */
@@ -224,6 +251,7 @@ main_reload(struct gateway *gw)
 	    keys_count(k), ncfg.keys_file,
 	    main_level_names[main_log_level(&ncfg, cli.verbose)]);
 	keys_store_swap(&gw->keys, k);
+	http_keys_changed(gw->http);
 out:
 	conf_free(config_keys, &ncfg);
 }
@@ -260,6 +288,18 @@ main_drop_privileges(const struct gateway_config *cfg)
 	}
 	log_info("running as user %s", cfg->user);
 	return 0;
+}
+
+static void
+main_free_tls(struct gateway *gw)
+{
+	if (gw->tls_key != NULL) {
+		sodium_memzero(gw->tls_key, strlen(gw->tls_key));
+		free(gw->tls_key);
+		gw->tls_key = NULL;
+	}
+	free(gw->tls_cert);
+	gw->tls_cert = NULL;
 }
 
 static int
@@ -323,8 +363,19 @@ main_start(struct gateway *gw)
 	hp.threads = (unsigned int)gw->cfg.threads;
 	hp.connection_limit = (unsigned int)gw->cfg.connection_limit;
 	hp.connection_timeout = (unsigned int)gw->cfg.connection_timeout;
+	hp.per_ip_connection_limit =
+	    (unsigned int)gw->cfg.per_ip_connection_limit;
+	hp.rates.global = gw->cfg.rate_limit_global;
+	hp.rates.client = gw->cfg.rate_limit_client;
+	hp.rates.auth_failures = gw->cfg.rate_limit_auth_failures;
+	hp.keys = &gw->keys;
+	hp.tls_cert = gw->tls_cert;
+	hp.tls_key = gw->tls_key;
 	gw->http_fd = -1;
-	if ((gw->http = http_start(&hp, gw->ig, err, sizeof(err))) == NULL) {
+	gw->http = http_start(&hp, gw->ig, err, sizeof(err));
+	/* http keeps its own copies; ours go now, the key wiped. */
+	main_free_tls(gw);
+	if (gw->http == NULL) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -343,9 +394,10 @@ main_start(struct gateway *gw)
 			return -1;
 		}
 	}
-	log_info("listening on http://%s%s/v1/batch; metrics %s%s%s; "
+	log_info("listening on %s://%s%s/v1/batch; metrics %s%s%s; "
 	    "%zu collector(s); %zu client key(s); state in %s",
-	    gw->http_bound, gw->cfg.path_prefix,
+	    config_tls(&gw->cfg) ? "https" : "http", gw->http_bound,
+	    gw->cfg.path_prefix,
 	    gw->metrics != NULL ? "on http://" : "off",
 	    gw->metrics != NULL ? gw->metrics_bound : "",
 	    gw->metrics != NULL ? "/metrics" : "", gw->ncollectors,
@@ -376,9 +428,11 @@ main_stop(struct gateway *gw)
 			    PRId64 " s; closing them", main_drain_s(&gw->cfg));
 	}
 	metrics_stop(gw->metrics);
-	http_stop(gw->http);
+	/* Quiesced and drained: the counters are final. */
 	if (gw->ig != NULL)
 		main_stats(gw, "final");
+	http_stop(gw->http);
+	gw->http = NULL;
 	ingest_free(gw->ig);
 	if (gw->oops != NULL)
 		gw->oops->close(gw->octx);
@@ -391,6 +445,7 @@ main_stop(struct gateway *gw)
 	if (gw->keys_ready)
 		keys_store_destroy(&gw->keys);
 	free(gw->collectors);
+	main_free_tls(gw);
 }
 
 /* Waits for signals; the timeout drives the periodic stats line. */
@@ -486,6 +541,22 @@ main(int argc, char **argv)
 		fprintf(stderr, PROGNAME ": %s\n", err);
 		rv = EXIT_CONFIG;
 		goto out;
+	}
+	if (config_tls(&gw.cfg)) {
+		if (!http_tls_supported()) {
+			fprintf(stderr, PROGNAME ": tls_cert and tls_key are "
+			    "set, but this libmicrohttpd was built without TLS "
+			    "support; terminate TLS in a reverse proxy "
+			    "instead\n");
+			rv = EXIT_CONFIG;
+			goto out;
+		}
+		if (config_tls_load(&gw.cfg, &gw.tls_cert, &gw.tls_key, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, PROGNAME ": %s\n", err);
+			rv = EXIT_CONFIG;
+			goto out;
+		}
 	}
 	if (keys_count(gw.keys.cur) == 0)
 		log_warn("keys: %s has no clients; every batch will get 403",

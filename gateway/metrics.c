@@ -102,6 +102,13 @@ metrics_label(const char *in, char *out, size_t outlen)
 }
 
 static void
+metrics_limit_cb(const char *reason, uint64_t n, void *arg)
+{
+	metrics_printf(arg, METRICS_PREFIX "rate_limited_total{reason=\"%s\"} "
+	    "%llu\n", reason, (unsigned long long)n);
+}
+
+static void
 metrics_status_cb(int code, uint64_t n, void *arg)
 {
 	metrics_printf(arg, METRICS_PREFIX "http_responses_total{code=\"%d\"} "
@@ -212,6 +219,11 @@ metrics_render(const struct metrics_sources *src, struct buf *out)
 	    "HTTP responses on the batch endpoint, by status code");
 	if (src->http != NULL)
 		http_foreach_status(src->http, metrics_status_cb, &o);
+	if (src->http != NULL) {
+		metrics_head(&o, "rate_limited_total", "counter",
+		    "batch requests answered 429, by reason");
+		http_foreach_limit(src->http, metrics_limit_cb, &o);
+	}
 	metrics_counter(&o, "batches_total", "batches forwarded (ack new)",
 	    t.batches);
 	metrics_counter(&o, "datagrams_total", "datagrams forwarded",
