@@ -1,0 +1,449 @@
+/*
+ * main.c: flowpost-client.  Options and configuration, signals, start and
+ * orderly stop of the threads, and the main (receive) loop.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+#include "wire.h"
+
+#include "batcher.h"
+#include "config.h"
+#include "recv.h"
+#include "sealer.h"
+#include "sender.h"
+#include "spool.h"
+#include "stats.h"
+
+#define PROGNAME		"flowpost-client"
+#define POLL_MS			100	/* signal flags and batch age */
+#define SEALER_DRAIN_S		30	/* shutdown: wait for last writes */
+
+static volatile sig_atomic_t	got_term, got_hup, got_usr1;
+
+static void
+on_signal(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		got_term = 1;
+		break;
+	case SIGHUP:
+		got_hup = 1;
+		break;
+	case SIGUSR1:
+		got_usr1 = 1;
+		break;
+	}
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: %s [-c FILE] [--check-config] [-v] [--KEY VALUE "
+	    "...] [status]\n\n"
+	    "Forwards NetFlow/IPFIX datagrams to a flowpost gateway over "
+	    "HTTP(S).\n\n"
+	    "  -c, --config FILE   configuration file ([client] section)\n"
+	    "  --check-config      validate the configuration and exit\n"
+	    "  -v                  more logging (repeatable)\n"
+	    "  -h, --help          this text\n"
+	    "  -V, --version       print the version\n"
+	    "  status              summary of the running client's stats file\n"
+	    "\nEvery configuration key is also an option:\n", PROGNAME);
+	conf_print_help(config_table, f);
+}
+
+static int
+install_signals(void)
+{
+	struct sigaction	sa;
+	const int		sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	size_t			i;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigaction(sigs[i], &sa, NULL) == -1)
+			return -1;
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Worker threads inherit this mask, so only the main thread sees signals. */
+static void
+block_signals(int how)
+{
+	sigset_t	set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(how, &set, NULL);
+}
+
+static void
+sender_params_from(const struct client_config *c, struct sender_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->post.gateway_url = c->gateway_url;
+	p->post.proxy = c->proxy;
+	p->post.ca_file = c->ca_file;
+	p->post.pinned_pubkey = c->pinned_pubkey;
+	p->post.connect_timeout = c->connect_timeout;
+	p->post.request_timeout = c->request_timeout;
+	p->retry_initial = c->retry_initial;
+	p->retry_factor = c->retry_factor;
+	p->retry_max = c->retry_max;
+}
+
+static enum log_level
+effective_level(int level, int verbose)
+{
+	int	l = level + verbose;
+
+	return l > LOGL_DEBUG ? LOGL_DEBUG : (enum log_level)l;
+}
+
+struct client {
+	struct client_config	*cfg;
+	int			 argc;
+	char			**argv;
+	int			 verbose;
+	struct spool		*spool;
+	struct batcher		*batcher;
+	struct recv		*recv;
+	struct sealer		*sealer;
+	struct sender		*sender;
+};
+
+static int
+str_changed(const char *a, const char *b)
+{
+	return strcmp(a, b) != 0;
+}
+
+/* Swaps a string key from the new config into the running one. */
+static void
+take_str(char **cur, char **nw)
+{
+	char	*t = *cur;
+
+	*cur = *nw;
+	*nw = t;
+}
+
+/*
+ * SIGHUP: parse the same file and options into a fresh config; if it is
+ * valid, apply what can change while running and name what cannot.
+ */
+static void
+reload(struct client *cl)
+{
+	struct client_config	*cur = cl->cfg, *nc;
+	struct conf_cli		 cli = { .progname = PROGNAME,
+				    .section = "client", .other = "gateway" };
+	struct sender_params	 sp;
+	char			 err[CONF_ERR_MAX];
+
+	if ((nc = calloc(1, sizeof(*nc))) == NULL) {
+		log_error("reload: out of memory; keeping the running "
+		    "configuration");
+		return;
+	}
+	if (conf_cli_parse(config_table, nc, &cli, cl->argc, cl->argv, err,
+	    sizeof(err)) == -1 || config_validate(nc, err, sizeof(err)) == -1) {
+		log_error("reload: %s; keeping the running configuration", err);
+		goto out;
+	}
+
+#define NEEDS_RESTART(changed, key) do {				\
+	if (changed)							\
+		log_warn("reload: %s changed; it takes effect after a "	\
+		    "restart", key);					\
+} while (0)
+	NEEDS_RESTART(str_changed(cur->listen, nc->listen), "listen");
+	NEEDS_RESTART(str_changed(cur->spool_dir, nc->spool_dir), "spool_dir");
+	NEEDS_RESTART(str_changed(cur->client_id, nc->client_id), "client_id");
+	NEEDS_RESTART(memcmp(cur->key, nc->key, WIRE_KEY_LEN) != 0,
+	    "the key in key_file");
+	NEEDS_RESTART(cur->batch_max_bytes != nc->batch_max_bytes,
+	    "batch_max_bytes");
+	NEEDS_RESTART(cur->rcvbuf != nc->rcvbuf, "rcvbuf");
+	NEEDS_RESTART(cur->syslog != nc->syslog, "syslog");
+#undef NEEDS_RESTART
+
+	take_str(&cur->gateway_url, &nc->gateway_url);
+	take_str(&cur->proxy, &nc->proxy);
+	take_str(&cur->ca_file, &nc->ca_file);
+	take_str(&cur->pinned_pubkey, &nc->pinned_pubkey);
+	cur->connect_timeout = nc->connect_timeout;
+	cur->request_timeout = nc->request_timeout;
+	cur->retry_initial = nc->retry_initial;
+	cur->retry_factor = nc->retry_factor;
+	cur->retry_max = nc->retry_max;
+	cur->batch_max_age = nc->batch_max_age;
+	cur->spool_max_bytes = nc->spool_max_bytes;
+	cur->spool_max_age = nc->spool_max_age;
+	cur->spool_full = nc->spool_full;
+	cur->drop_malformed = nc->drop_malformed;
+	cur->zlib_level = nc->zlib_level;
+	cur->stats_interval = nc->stats_interval;
+	cur->log_level = nc->log_level;
+
+	log_set_level(effective_level(cur->log_level, cl->verbose));
+	batcher_set_max_age(cl->batcher, cur->batch_max_age);
+	recv_set_drop_malformed(cl->recv, cur->drop_malformed);
+	sealer_set_level(cl->sealer, (int)cur->zlib_level);
+	spool_set_limits(cl->spool, cur->spool_max_bytes, cur->spool_max_age,
+	    cur->spool_full == CONFIG_DROP_NEWEST);
+	sender_params_from(cur, &sp);
+	sender_reconfigure(cl->sender, &sp);
+	log_info("reload: configuration reloaded; gateway %s",
+	    cur->gateway_url);
+ out:
+	config_free(nc);
+	free(nc);
+}
+
+/* Once a second: age gauge, spool_max_age, the stats file. */
+static void
+every_second(struct client *cl)
+{
+	static struct log_limit	 lim;
+	uint64_t		 batches, bytes, oldest, now_us;
+
+	now_us = util_real_us();
+	spool_expire(cl->spool, now_us);
+	spool_depth(cl->spool, &batches, &bytes, &oldest);
+	STATS_SET(spool_oldest_age_s,
+	    oldest != 0 && now_us > oldest ? (now_us - oldest) / 1000000 : 0);
+	if (stats_write_file(cl->cfg->spool_dir) == -1)
+		log_limited(&lim, 300, LOGL_WARN, "stats: cannot write %s/%s: "
+		    "%s", cl->cfg->spool_dir, STATS_FILE, strerror(errno));
+}
+
+static void
+main_loop(struct client *cl)
+{
+	int64_t	now, next_second, next_stats;
+
+	now = util_mono_ns();
+	next_second = now;
+	next_stats = now + (int64_t)cl->cfg->stats_interval * 1000000000LL;
+	while (!got_term) {
+		recv_poll(cl->recv, POLL_MS);
+		now = util_mono_ns();
+		batcher_tick(cl->batcher, now);
+		if (got_hup) {
+			got_hup = 0;
+			reload(cl);
+			next_stats = now +
+			    (int64_t)cl->cfg->stats_interval * 1000000000LL;
+		}
+		if (got_usr1) {
+			got_usr1 = 0;
+			stats_log();
+		}
+		if (now >= next_second) {
+			next_second = now + 1000000000LL;
+			every_second(cl);
+		}
+		if (cl->cfg->stats_interval > 0 && now >= next_stats) {
+			next_stats = now +
+			    (int64_t)cl->cfg->stats_interval * 1000000000LL;
+			stats_log();
+		}
+	}
+}
+
+static int
+run(struct client *cl)
+{
+	struct client_config	*cfg = cl->cfg;
+	struct spool_params	 spp;
+	struct sealer_params	 sep;
+	struct sender_params	 sdp;
+	char			 listeners[1024];
+	uint64_t		 batches, bytes, oldest;
+	int			 rc = 1, sealer_done = 1;
+
+	memset(&spp, 0, sizeof(spp));
+	spp.dir = cfg->spool_dir;
+	spp.key = cfg->key;
+	spp.raw_max = config_raw_max(cfg);
+	spp.sealed_max = config_sealed_max(cfg);
+	spp.max_bytes = cfg->spool_max_bytes;
+	spp.max_age_s = cfg->spool_max_age;
+	spp.drop_newest = cfg->spool_full == CONFIG_DROP_NEWEST;
+	if (spool_open(&cl->spool, &spp) == -1)
+		goto out;
+	if (batcher_new(&cl->batcher, (size_t)cfg->batch_max_bytes,
+	    config_entries_max(cfg), cfg->batch_max_age) == -1) {
+		log_error("batcher: out of memory");
+		goto out;
+	}
+	if (recv_open(&cl->recv, cfg->listen_addr, cfg->listen_len,
+	    cfg->nlisten, cfg->rcvbuf, cl->batcher, cfg->drop_malformed) == -1)
+		goto out;
+
+	block_signals(SIG_BLOCK);
+	sender_params_from(cfg, &sdp);
+	if (sender_start(&cl->sender, cl->spool, cfg->key,
+	    config_sealed_max(cfg), &sdp) == 0) {
+		memset(&sep, 0, sizeof(sep));
+		sep.client_id = cfg->client_id;
+		sep.key = cfg->key;
+		sep.zlevel = (int)cfg->zlib_level;
+		sep.sealed_max = config_sealed_max(cfg);
+		sep.notify = sender_notify;
+		sep.notify_arg = cl->sender;
+		if (sealer_start(&cl->sealer, cl->batcher, cl->spool,
+		    &sep) == -1) {
+			sender_free(cl->sender);
+			cl->sender = NULL;
+		}
+	}
+	block_signals(SIG_UNBLOCK);
+	if (cl->sealer == NULL)
+		goto out;
+
+	recv_describe(cl->recv, listeners, sizeof(listeners));
+	spool_depth(cl->spool, &batches, &bytes, &oldest);
+	log_info("%s %s started: listening on %s; gateway %s; spool %s holds "
+	    "%" PRIu64 " batches (%" PRIu64 " bytes)", PROGNAME,
+	    FLOWPOST_VERSION, listeners, cfg->gateway_url, cfg->spool_dir,
+	    batches, bytes);
+
+	main_loop(cl);
+
+	/*
+	 * Stop in data order: no more datagrams, the open batch to the
+	 * sealer, everything sealed onto disk, then the sender (a POST in
+	 * flight is aborted; its batch stays spooled).
+	 */
+	log_info("shutting down");
+	recv_close(cl->recv);
+	cl->recv = NULL;
+	batcher_finish(cl->batcher);
+	if (sealer_join(cl->sealer, SEALER_DRAIN_S) == -1)
+		sealer_done = 0;
+	sender_stop(cl->sender);
+	every_second(cl);
+	spool_depth(cl->spool, &batches, &bytes, &oldest);
+	log_info("%s stopped: received %" PRIu64 " datagrams, sealed %"
+	    PRIu64 " batches, delivered %" PRIu64 "; %" PRIu64 " batches (%"
+	    PRIu64 " bytes) left in the spool", PROGNAME,
+	    STATS_GET(received_datagrams), STATS_GET(batches_sealed),
+	    STATS_GET(acked_batches), batches, bytes);
+	if (!sealer_done) {
+		/* the sealer still uses the batcher and spool: leave them */
+		sender_free(cl->sender);
+		return 1;
+	}
+	rc = 0;
+ out:
+	sealer_free(cl->sealer);
+	sender_free(cl->sender);
+	recv_close(cl->recv);
+	batcher_free(cl->batcher);
+	spool_close(cl->spool);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct client_config	cfg;
+	struct client		cl;
+	struct conf_cli		cli = { .progname = PROGNAME,
+				    .section = "client", .other = "gateway" };
+	char			err[CONF_ERR_MAX];
+	int			rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if (conf_cli_parse(config_table, &cfg, &cli, argc, argv, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", PROGNAME, err);
+		rc = 2;
+		goto out;
+	}
+	if (cli.help) {
+		usage(stdout);
+		rc = 0;
+		goto out;
+	}
+	if (cli.version) {
+		printf("%s %s\n", PROGNAME, FLOWPOST_VERSION);
+		rc = 0;
+		goto out;
+	}
+	if (cli.nwords > 0) {
+		if (cli.nwords == 1 && strcmp(cli.words[0], "status") == 0) {
+			rc = stats_print_status(cfg.spool_dir, stdout) == 0 ?
+			    0 : 1;
+			goto out;
+		}
+		fprintf(stderr, "%s: unknown command '%s' (see --help)\n",
+		    PROGNAME, cli.words[0]);
+		rc = 2;
+		goto out;
+	}
+	if (wire_init() == -1) {
+		fprintf(stderr, "%s: cannot initialise libsodium\n", PROGNAME);
+		rc = 1;
+		goto out;
+	}
+	if (config_validate(&cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s%s%s\n", PROGNAME,
+		    cli.config_path ? cli.config_path : "",
+		    cli.config_path ? ": " : "", err);
+		rc = 2;
+		goto out;
+	}
+	if (cli.check_config) {
+		if (cli.verbose)
+			conf_dump(config_table, &cfg, stdout);
+		printf("configuration ok\n");
+		rc = 0;
+		goto out;
+	}
+
+	log_init(PROGNAME, effective_level(cfg.log_level, cli.verbose),
+	    cfg.syslog);
+	if (install_signals() == -1) {
+		log_error("cannot install signal handlers: %s",
+		    strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("cannot initialise libcurl");
+		rc = 1;
+		goto out;
+	}
+	memset(&cl, 0, sizeof(cl));
+	cl.cfg = &cfg;
+	cl.argc = argc;
+	cl.argv = argv;
+	cl.verbose = cli.verbose;
+	rc = run(&cl);
+	curl_global_cleanup();
+ out:
+	config_free(&cfg);
+	return rc;
+}

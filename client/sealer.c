@@ -1,0 +1,157 @@
+/*
+ * sealer.c: closed batch -> sequence number -> sealed bytes -> spool.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+#include "wire.h"
+
+#include "batcher.h"
+#include "sealer.h"
+#include "spool.h"
+#include "stats.h"
+
+struct sealer {
+	pthread_t	 thread;
+	struct batcher	*batcher;
+	struct spool	*spool;
+	char		 client_id[WIRE_CLIENT_ID_MAX + 1];
+	uint8_t		 key[WIRE_KEY_LEN];
+	_Atomic int	 zlevel;
+	void		(*notify)(void *);
+	void		*notify_arg;
+	struct buf	 out;		/* one sealed batch */
+};
+
+static void
+sealer_one(struct sealer *se, struct batch *bt)
+{
+	static struct log_limit	 lim;
+	struct wire_seal_args	 a;
+	enum wire_err		 we;
+	uint64_t		 seq;
+
+	if (spool_next_seq(se->spool, &seq) == -1) {
+		/* logged by the spool; without a number nothing can go out */
+		STATS_INC(spool_dropped_batches);
+		STATS_ADD(spool_dropped_datagrams, bt->count);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.client_id = se->client_id;
+	a.seq = seq;
+	a.created_us = util_real_us();
+	a.codec = WIRE_CODEC_ZLIB;
+	a.zlevel = atomic_load(&se->zlevel);
+	a.entries = bt->entries.data;
+	a.entries_len = bt->entries.len;
+	a.count = bt->count;
+	a.key = se->key;
+	if ((we = wire_seal(&a, &se->out)) != WIRE_OK) {
+		STATS_INC(spool_dropped_batches);
+		STATS_ADD(spool_dropped_datagrams, bt->count);
+		log_limited(&lim, 10, LOGL_ERROR, "sealer: cannot seal batch "
+		    "%" PRIu64 " of %u datagrams: %s; dropped", seq,
+		    (unsigned int)bt->count, wire_strerror(we));
+		return;
+	}
+	STATS_INC(batches_sealed);
+	STATS_ADD(datagrams_sealed, bt->count);
+	log_debug("sealer: batch %" PRIu64 ": %u datagrams, %zu bytes -> %zu",
+	    seq, (unsigned int)bt->count, bt->entries.len, se->out.len);
+	if (spool_put(se->spool, seq, se->out.data, se->out.len, bt->count,
+	    a.created_us) == 0 && se->notify != NULL)
+		se->notify(se->notify_arg);
+}
+
+static void *
+sealer_main(void *arg)
+{
+	struct sealer	*se = arg;
+	struct batch	*bt;
+
+	while (batcher_take(se->batcher, &bt) == 1) {
+		if (bt->count > 0)
+			sealer_one(se, bt);
+		batcher_release(se->batcher, bt);
+	}
+	return NULL;
+}
+
+int
+sealer_start(struct sealer **out, struct batcher *b, struct spool *s,
+    const struct sealer_params *p)
+{
+	struct sealer	*se;
+	int		 e;
+
+	if ((se = calloc(1, sizeof(*se))) == NULL)
+		goto fail;
+	se->batcher = b;
+	se->spool = s;
+	if (util_snprintf(se->client_id, sizeof(se->client_id), "%s",
+	    p->client_id) == -1)
+		goto fail;
+	memcpy(se->key, p->key, WIRE_KEY_LEN);
+	atomic_init(&se->zlevel, p->zlevel);
+	se->notify = p->notify;
+	se->notify_arg = p->notify_arg;
+	if (buf_init(&se->out, p->sealed_max, p->sealed_max) == -1)
+		goto fail;
+	if ((e = pthread_create(&se->thread, NULL, sealer_main, se)) != 0) {
+		log_error("sealer: cannot start thread: %s", strerror(e));
+		buf_free(&se->out);
+		free(se);
+		return -1;
+	}
+	*out = se;
+	return 0;
+ fail:
+	log_error("sealer: out of memory");
+	if (se != NULL)
+		buf_free(&se->out);
+	free(se);
+	return -1;
+}
+
+void
+sealer_set_level(struct sealer *se, int zlevel)
+{
+	atomic_store(&se->zlevel, zlevel);
+}
+
+int
+sealer_join(struct sealer *se, int timeout_s)
+{
+	struct timespec	ts;
+	int		e;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_s;
+	if ((e = pthread_timedjoin_np(se->thread, NULL, &ts)) != 0) {
+		log_error("sealer: still writing after %d s (%s); batches "
+		    "not yet spooled are lost", timeout_s, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+void
+sealer_free(struct sealer *se)
+{
+	if (se == NULL)
+		return;
+	sodium_memzero(se->key, sizeof(se->key));
+	buf_free(&se->out);
+	free(se);
+}

@@ -1,0 +1,37 @@
+/*
+ * sealer.h: the sealer thread.  It takes closed batches from the batcher,
+ * gives each the next sequence number, seals it (zlib + AEAD) and writes it
+ * to the spool, then wakes the sender.
+ */
+#ifndef FLOWPOST_CLIENT_SEALER_H
+#define FLOWPOST_CLIENT_SEALER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct batcher;
+struct spool;
+struct sealer;
+
+struct sealer_params {
+	const char	*client_id;
+	const uint8_t	*key;		/* WIRE_KEY_LEN bytes, copied */
+	int		 zlevel;
+	size_t		 sealed_max;	/* ceiling of one sealed batch */
+	void		(*notify)(void *arg);	/* a batch was spooled */
+	void		*notify_arg;
+};
+
+int	 sealer_start(struct sealer **out, struct batcher *b, struct spool *s,
+	    const struct sealer_params *p);
+/* A new compression level for the next batches (reload). */
+void	 sealer_set_level(struct sealer *se, int zlevel);
+/*
+ * After batcher_finish(): waits up to `timeout_s` for the thread to seal
+ * and spool everything queued.  -1 if it did not finish in time (the
+ * thread is then left running and the sealer must not be freed).
+ */
+int	 sealer_join(struct sealer *se, int timeout_s);
+void	 sealer_free(struct sealer *se);
+
+#endif

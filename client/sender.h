@@ -1,0 +1,38 @@
+/*
+ * sender.h: the sender thread.  It posts the oldest spooled batch, removes
+ * it on a valid acknowledgement, and otherwise backs off with full jitter
+ * and tries the same batch again: batches leave strictly in order.
+ */
+#ifndef FLOWPOST_CLIENT_SENDER_H
+#define FLOWPOST_CLIENT_SENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "post.h"
+
+struct spool;
+struct sender;
+
+struct sender_params {
+	struct post_params	 post;
+	uint64_t		 retry_initial;	/* seconds */
+	uint64_t		 retry_factor;
+	uint64_t		 retry_max;	/* seconds */
+};
+
+/* `key` (WIRE_KEY_LEN bytes, copied) verifies acknowledgements. */
+int	 sender_start(struct sender **out, struct spool *s, const uint8_t *key,
+	    size_t sealed_max, const struct sender_params *p);
+/* A new batch is in the spool (called by the sealer; arg is the sender). */
+void	 sender_notify(void *arg);
+/*
+ * New HTTP and retry settings (reload).  They apply before the next POST;
+ * a back-off in progress ends at once, so a fixed gateway_url is tried now.
+ */
+int	 sender_reconfigure(struct sender *sd, const struct sender_params *p);
+/* Aborts a POST in flight (the batch stays spooled) and joins the thread. */
+void	 sender_stop(struct sender *sd);
+void	 sender_free(struct sender *sd);
+
+#endif
