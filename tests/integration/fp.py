@@ -11,6 +11,7 @@ Python 3 standard library only.
 
 import atexit
 import collections
+import copy
 import ctypes
 import glob
 import http.client
@@ -1016,6 +1017,17 @@ class Client(Proc):
             return os.path.exists(self.stats_path)
         wait_for(ready, timeout, what="%s stats file" % self.name)
 
+    def wait_running(self, timeout=15):
+        """Waits until the stats file was written by this very process
+        (after a restart on the same spool, the old one is still there)."""
+        def ready():
+            if not self.alive():
+                raise AssertionError("%s exited with %s before it was ready"
+                                     % (self.name, self.returncode()))
+            return self.stats().get("pid") == self.pid
+        wait_for(ready, timeout, what="%s stats file of pid %d"
+                 % (self.name, self.pid))
+
     def listener(self, family=4):
         if family == 6:
             return ("::1", self.port6)
@@ -1350,3 +1362,448 @@ def fake_batch(client_id, sealed_len=80, **kw):
     """A batch whose header parses but whose sealed body is random."""
     return batch_header(client_id, sealed_len=sealed_len, **kw) + \
         os.urandom(sealed_len)
+
+
+# ---------------------------------------------------------------------------
+# Restarts, batches in logs and spool files, delivery checks
+
+def respawn(proc, ready_timeout=15):
+    """Starts the program of an exited `proc` again with the same argv, so
+    the same config file, ports and directories, logging to the same file.
+    Returns a new object of the same class and attributes, ready: a gateway
+    answers healthz, a client wrote its stats file with its new pid (the
+    old process's file is still there)."""
+    if proc.alive():
+        raise AssertionError("%s (pid %d) is still running" % (proc.name,
+                                                             proc.pid))
+    new = copy.copy(proc)
+    Proc.__init__(new, proc.name, proc.argv, proc.dir)
+    if proc in _failed_logs:
+        _failed_logs.remove(proc)   # same log file: print it once
+    if isinstance(new, Client):
+        new.wait_running(ready_timeout)
+    else:
+        new.wait_ready(ready_timeout)
+    return new
+
+
+_SEALED_RE = re.compile(r"\[(\d+)\]: debug: sealer: batch (\d+): (\d+) "
+                        r"datagrams")
+
+
+def sealed_batches(client, pid=None):
+    """[(seq, count)] of the batches the client's log says it sealed, in
+    log order, across restarts that share the log (or of one `pid`).
+    Needs log_level = debug."""
+    out = []
+    for m in _SEALED_RE.finditer(client.log_text()):
+        if pid is None or int(m.group(1)) == pid:
+            out.append((int(m.group(2)), int(m.group(3))))
+    return out
+
+
+def batch_ranges(batches, start=0):
+    """{seq: (lo, hi)}: the slice of the received stream each batch holds,
+    from [(seq, count)] in seal order (batches are consecutive runs)."""
+    out, lo = {}, start
+    for seq, count in batches:
+        out[seq] = (lo, lo + count)
+        lo += count
+    return out
+
+
+BATCH_HEADER = struct.Struct("!4sBBBBQQIIII24sB")
+
+
+def read_batch_header(path_or_bytes):
+    """The clear header of a batch (a spool file path or bytes) as a dict:
+    seq, count, created_us, raw_len, sealed_len, client_id, size."""
+    data = path_or_bytes
+    if isinstance(path_or_bytes, str):
+        with open(path_or_bytes, "rb") as f:
+            data = f.read()
+    if len(data) < BATCH_HEADER.size or data[:4] != BATCH_MAGIC:
+        raise ValueError("not a batch")
+    (_, version, codec, aead, flags, seq, created, count, raw_len, crc,
+     sealed_len, _, idlen) = BATCH_HEADER.unpack_from(data, 0)
+    cid = data[BATCH_HEADER.size:BATCH_HEADER.size + idlen]
+    return {"seq": seq, "count": count, "created_us": created,
+            "raw_len": raw_len, "sealed_len": sealed_len, "flags": flags,
+            "client_id": cid.decode("ascii", "replace"), "size": len(data)}
+
+
+def entry_size(payload):
+    """Bytes a datagram takes in a batch (docs/PROTOCOL.md 1.2)."""
+    return 32 + len(payload)
+
+
+def simulate_batches(payloads, batch_max_bytes):
+    """Datagram counts of the batches the client makes of `payloads` when
+    only size closes them (no batch_max_age expiry in between): a batch
+    closes when the next entry would take it over batch_max_bytes.  The
+    last count is the batch still open."""
+    counts, size = [], 0
+    for p in payloads:
+        if counts and counts[-1] > 0 and size + entry_size(p) > \
+                batch_max_bytes:
+            counts.append(0)
+            size = 0
+        if not counts:
+            counts.append(0)
+        counts[-1] += 1
+        size += entry_size(p)
+    return counts
+
+
+def send_sealed_steps(rep, client, datagrams, batch_max_bytes, timeout=20,
+                      family=4, steps=None):
+    """Sends `datagrams` in steps of at most one batch of entries; before
+    each step waits until this client process sealed everything sent so
+    far but its open batch (read from its debug log).  The sealer then
+    never falls BATCHER_POOL buffers behind, which would drop datagrams
+    as back-pressure.  `rep` must be a Replayer made for this process.
+    With a list `steps`, appends (len(rep.sent), time.monotonic()) after
+    each step: when the datagrams up to that count had all been sent."""
+    def open_max():
+        n, size = 0, 0
+        for p in reversed(rep.sent):
+            size += entry_size(p)
+            if size > batch_max_bytes:
+                break
+            n += 1
+        return n
+
+    def sealed():
+        return sum(c for _, c in sealed_batches(client, client.pid))
+
+    step, size = [], 0
+    for d in list(datagrams) + [None]:
+        if d is not None and size + entry_size(d) <= batch_max_bytes:
+            step.append(d)
+            size += entry_size(d)
+            continue
+        if step:
+            want = len(rep.sent) - open_max()
+            if not wait_for(lambda: sealed() >= want, timeout, 0.005):
+                raise AssertionError(
+                    "client sealed %d of the first %d datagrams within %ss;"
+                    " stats: %s" % (sealed(), want, timeout,
+                                    fmt_stats(client.stats())))
+            rep.send(step, family)
+            if steps is not None:
+                steps.append((len(rep.sent), time.monotonic()))
+        step, size = ([d], entry_size(d)) if d is not None else ([], 0)
+
+
+def positions(sent, got):
+    """Index in `sent` of each payload in `got`; payloads of `sent` must
+    be distinct.  Raises AssertionError naming the first payload of `got`
+    that was never sent."""
+    where = {p: i for i, p in enumerate(sent)}
+    if len(where) != len(sent):
+        raise ValueError("sent payloads are not distinct")
+    out = []
+    for k, p in enumerate(got):
+        if p not in where:
+            raise AssertionError("collector datagram %d (%s) was never sent"
+                                 % (k, _short(p)))
+        out.append(where[p])
+    return out
+
+
+def runs(indices):
+    """[(lo, hi)] half-open runs of consecutive integers in a sorted list."""
+    out = []
+    for i in indices:
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
+
+
+def assert_in_order_once(sent, got):
+    """`got` is `sent` with some datagrams left out: nothing foreign, no
+    repeat, no reordering.  Returns the sorted missing indices of sent."""
+    pos = positions(sent, got)
+    seen = set()
+    for k, i in enumerate(pos):
+        if i in seen:
+            raise AssertionError("collector datagram %d repeats sent index "
+                                 "%d" % (k, i))
+        if k > 0 and i < pos[k - 1]:
+            raise AssertionError("collector datagram %d (sent index %d) "
+                                 "arrived after sent index %d"
+                                 % (k, i, pos[k - 1]))
+        seen.add(i)
+    have = seen
+    return [i for i in range(len(sent)) if i not in have]
+
+
+def assert_no_more(sink, n, settle=1.5):
+    """Nothing beyond the n expected datagrams reaches the sink within
+    `settle` seconds (a bounded wait for an absence)."""
+    if sink.wait_count(n + 1, settle):
+        raise AssertionError("collector got %d datagrams, expected %d"
+                             % (sink.count(), n))
+
+
+def gateway_counter(gw, name):
+    """A gateway counter summed over its labels (0 when absent), e.g.
+    "flowpost_gateway_duplicates_total"."""
+    return metric_sum(gw.metrics(), name) or 0
+
+
+# ---------------------------------------------------------------------------
+# An HTTP relay that can lose answers or hold requests
+
+class Exchange:
+    """One request through HttpRelay and what became of it."""
+
+    def __init__(self, index, conn_id):
+        self.index = index
+        self.conn_id = conn_id
+        self.seq = None         # batch header, when the body is a batch
+        self.count = None
+        self.status = None      # upstream's HTTP status, None if none
+        self.ack = None         # "new" / "dup" from an FPACK1 line
+        self.body = b""
+        self.fate = "open"      # passed, dropped, abandoned, no_upstream
+
+    def __repr__(self):
+        return ("Exchange(#%d conn %d seq %s count %s status %s ack %s %s)"
+                % (self.index, self.conn_id, self.seq, self.count,
+                   self.status, self.ack, self.fate))
+
+
+def _read_http_message(sock, buf, deadline=None):
+    """(head bytes, body bytes, rest) of one HTTP message sized by
+    Content-Length (0 if absent) from `sock`, after the bytes in `buf`;
+    None on end of stream before a whole message."""
+    while b"\r\n\r\n" not in buf:
+        chunk = _recv(sock, deadline)
+        if not chunk:
+            return None
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    clen = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            clen = int(v.strip())
+    while len(rest) < clen:
+        chunk = _recv(sock, deadline)
+        if not chunk:
+            return None
+        rest += chunk
+    return head + b"\r\n\r\n", rest[:clen], rest[clen:]
+
+
+def _recv(sock, deadline):
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("upstream too slow")
+        sock.settimeout(left)
+    try:
+        return sock.recv(65536)
+    except (ConnectionError, OSError) as e:
+        if isinstance(e, socket.timeout):
+            raise
+        return b""
+
+
+class HttpRelay:
+    """Listens on 127.0.0.1 and relays HTTP requests with Content-Length to
+    an upstream server, one upstream connection per request.  Each request
+    is read whole, sent upstream and the whole answer read; then
+    `drop(exchange)` (optional) decides whether the answer is lost: the
+    relay closes the client's connection without a byte of it, as when a
+    connection dies after the server acted.  While held (hold()), requests
+    wait before going upstream until release(); a held request whose client
+    went away is abandoned.  If upstream cannot be reached or dies, the
+    client's connection is closed without an answer.  Every request is
+    recorded as an Exchange."""
+
+    def __init__(self, upstream_port, upstream_host="127.0.0.1", drop=None,
+                 upstream_timeout=30):
+        self.upstream = (upstream_host, upstream_port)
+        self.drop = drop
+        self.upstream_timeout = upstream_timeout
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.cond = threading.Condition()
+        self.exchanges = []
+        self.held = 0           # requests waiting at the gate now
+        self._gate = threading.Event()
+        self._gate.set()
+        self._conns = set()
+        self._nconn = 0
+        self._stop = False
+        self._rd, self._wr = os.pipe()
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                       name="relay-%d" % self.port)
+        self.thread.start()
+        _register(self)
+
+    def url(self, prefix="/flowpost"):
+        return "http://127.0.0.1:%d%s" % (self.port, prefix)
+
+    def hold(self):
+        self._gate.clear()
+
+    def release(self):
+        self._gate.set()
+
+    def records(self):
+        with self.cond:
+            return list(self.exchanges)
+
+    def wait(self, pred, timeout, what):
+        """Waits until pred(list of exchanges) is true; returns the list."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not pred(list(self.exchanges)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("relay: timed out after %.0fs "
+                                         "waiting for %s; exchanges: %r"
+                                         % (timeout, what, self.exchanges))
+                self.cond.wait(min(left, 0.05))
+            return list(self.exchanges)
+
+    def _accept_loop(self):
+        while not self._stop:
+            r, _, _ = select.select([self.lsock, self._rd], [], [], 1.0)
+            if self._rd in r:
+                return
+            if self.lsock not in r:
+                continue
+            try:
+                conn, _ = self.lsock.accept()
+            except OSError:
+                continue
+            with self.cond:
+                self._nconn += 1
+                cid = self._nconn
+                self._conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn, cid),
+                             daemon=True).start()
+
+    def _record(self, ex, fate):
+        with self.cond:
+            ex.fate = fate
+            self.cond.notify_all()
+
+    def _client_gone(self, conn):
+        r, _, _ = select.select([conn], [], [], 0)
+        if not r:
+            return False
+        try:
+            return conn.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _serve(self, conn, cid):
+        buf = b""
+        try:
+            while not self._stop:
+                msg = _read_http_message(conn, buf)
+                if msg is None:
+                    return
+                head, body, buf = msg
+                with self.cond:
+                    ex = Exchange(len(self.exchanges), cid)
+                    self.exchanges.append(ex)
+                    self.cond.notify_all()
+                try:
+                    h = read_batch_header(body)
+                    ex.seq, ex.count = h["seq"], h["count"]
+                except ValueError:
+                    pass
+                if not self._wait_gate(conn):
+                    self._record(ex, "abandoned")
+                    return
+                resp = self._forward(head + body)
+                if resp is None:
+                    self._record(ex, "no_upstream")
+                    return
+                rhead, rbody = resp
+                ex.status = int(rhead.split(b" ", 2)[1])
+                ex.body = rbody
+                words = rbody.split()
+                if len(words) == 5 and words[0] == b"FPACK1":
+                    ex.ack = words[3].decode("ascii", "replace")
+                if self.drop is not None and self.drop(ex):
+                    self._record(ex, "dropped")
+                    return
+                conn.sendall(rhead + rbody)
+                self._record(ex, "passed")
+                if b"connection: close" in rhead.lower():
+                    return
+        except OSError:
+            return
+        finally:
+            with self.cond:
+                self._conns.discard(conn)
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _wait_gate(self, conn):
+        if self._gate.is_set():
+            return True
+        with self.cond:
+            self.held += 1
+            self.cond.notify_all()
+        try:
+            while not self._gate.wait(0.05):
+                if self._stop or self._client_gone(conn):
+                    return False
+            return not self._stop
+        finally:
+            with self.cond:
+                self.held -= 1
+                self.cond.notify_all()
+
+    def _forward(self, request):
+        """(head, body) of upstream's answer, or None."""
+        try:
+            up = socket.create_connection(self.upstream,
+                                          timeout=self.upstream_timeout)
+        except OSError:
+            return None
+        try:
+            up.sendall(request)
+            msg = _read_http_message(
+                up, b"", time.monotonic() + self.upstream_timeout)
+            if msg is None:
+                return None
+            return msg[0], msg[1]
+        except OSError:
+            return None
+        finally:
+            up.close()
+
+    def close(self):
+        if self._stop:
+            return
+        self._stop = True
+        self._gate.set()
+        os.write(self._wr, b"x")
+        self.thread.join(5)
+        self.lsock.close()
+        with self.cond:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        os.close(self._rd)
+        os.close(self._wr)
