@@ -45,6 +45,13 @@ int	 batcher_new(struct batcher **out, size_t max_bytes,
 void	 batcher_free(struct batcher *b);
 /* Receive thread: a new age limit, applied to the next check. */
 void	 batcher_set_max_age(struct batcher *b, uint64_t max_age_s);
+/*
+ * Any thread: the size at which batches close from now on (the sender
+ * lowers it after a 413), at most the `max_bytes` given to batcher_new()
+ * since the buffers are no larger.
+ */
+void	 batcher_set_max_bytes(struct batcher *b, size_t max_bytes);
+size_t	 batcher_max_bytes(struct batcher *b);
 
 /* Receive thread: adds one datagram; drops and counts it if it must. */
 void	 batcher_add(struct batcher *b, const struct wire_entry *e,
@@ -56,6 +63,30 @@ void	 batcher_tick(struct batcher *b, int64_t now_ns);
  * sealer that nothing more will come.
  */
 void	 batcher_finish(struct batcher *b);
+
+/*
+ * Further producers (the pcap capture and file reader threads).  A lane is
+ * one thread's own open batch; lanes share the pool and the queue, so the
+ * receive thread's path above stays as it is.  Close every lane with
+ * batcher_lane_free() before batcher_finish().
+ */
+struct batcher_lane;
+
+int	 batcher_lane_new(struct batcher *b, struct batcher_lane **out);
+/* Queues the lane's open batch (if any) and frees the lane. */
+void	 batcher_lane_free(struct batcher_lane *l);
+/*
+ * Adds one datagram.  With `wait_ms` 0 it behaves as batcher_add(): 0, or
+ * -1 when no buffer is free (dropped and counted).  With `wait_ms` > 0 it
+ * waits up to that long for a free buffer and returns -1 without counting
+ * anything if none came: the caller still holds the datagram and retries.
+ */
+int	 batcher_lane_add(struct batcher_lane *l, const struct wire_entry *e,
+	    int64_t now_ns, int wait_ms);
+/* Closes the lane's open batch if it is too old. */
+void	 batcher_lane_tick(struct batcher_lane *l, int64_t now_ns);
+/* Closes the lane's open batch now (end of a file job). */
+void	 batcher_lane_flush(struct batcher_lane *l);
 
 /*
  * Sealer thread: waits for a closed batch.  Returns 1 with *out set, or 0

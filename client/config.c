@@ -16,6 +16,8 @@
 #include "util.h"
 
 #include "config.h"
+#include "route.h"
+#include "pcap_input.h"
 
 /* A key file holds 64 hex digits and perhaps a newline; refuse big files. */
 #define CONFIG_KEY_FILE_MAX	1024
@@ -25,6 +27,15 @@ static const char *const spool_full_choices[] = {
 };
 static const char *const log_level_choices[] = {
 	"error", "warn", "info", "debug", NULL	/* enum log_level order */
+};
+/* route.h: auto, then enum route_way order */
+static const char *const route_choices[] = {
+	"auto", "configured", "direct", "proxy-connect", "proxy-plain",
+	"proxy-http10", NULL
+};
+/* enum post_http_version order */
+static const char *const http_version_choices[] = {
+	"auto", "1.1", "1.0", NULL
 };
 
 #define O(f)	offsetof(struct client_config, f)
@@ -67,6 +78,18 @@ const struct conf_key config_table[] = {
 	    "store" },
 	{ "pinned_pubkey", CONF_STRING, O(pinned_pubkey), 0, 0, "", NULL,
 	    "gateway public key pin: sha256//BASE64 or a PEM/DER file" },
+	{ "route", CONF_ENUM, O(route), 0, 0, "auto", route_choices,
+	    "way out to the gateway: auto, configured, direct, proxy-connect, "
+	    "proxy-plain or proxy-http10" },
+	{ "http_version", CONF_ENUM, O(http_version), 0, 0, "auto",
+	    http_version_choices, "HTTP version of the POSTs: auto, 1.1 or "
+	    "1.0" },
+	{ "allow_plain_http", CONF_BOOL, O(allow_plain_http), 0, 0, "no", NULL,
+	    "let way proxy-plain post an https:// gateway_url as plain http "
+	    "(batches stay sealed)" },
+	{ "plain_http_url", CONF_STRING, O(plain_http_url), 0, 0, "", NULL,
+	    "gateway URL for plain http; empty: gateway_url as http:// on "
+	    "port 80" },
 	{ "connect_timeout", CONF_DURATION, O(connect_timeout), 1, 3600, "10s",
 	    NULL, "time limit to connect to the gateway or proxy" },
 	{ "request_timeout", CONF_DURATION, O(request_timeout), 1, 86400,
@@ -81,10 +104,29 @@ const struct conf_key config_table[] = {
 	    "UDP socket receive buffer (SO_RCVBUF)" },
 	{ "stats_interval", CONF_DURATION, O(stats_interval), 0, 86400, "60s",
 	    NULL, "interval of the stats log line (0: never)" },
+	{ "heartbeat", CONF_DURATION, O(heartbeat), 0, 86400, "5m", NULL,
+	    "send a health report this long after the last batch when idle "
+	    "(0: never)" },
 	{ "log_level", CONF_ENUM, O(log_level), 0, 0, "info",
 	    log_level_choices, "error, warn, info or debug" },
 	{ "syslog", CONF_BOOL, O(syslog), 0, 0, "no", NULL,
 	    "log to syslog instead of stderr" },
+	{ "metrics_listen", CONF_STRING, O(metrics_listen), 0, 0, "", NULL,
+	    "host:port for GET /metrics (Prometheus); empty: off" },
+	{ "input", CONF_STRING, O(input), 0, 0, "", NULL,
+	    "more inputs: pcap:IFACE captures live, pcap-file:PATH sends a "
+	    "capture file once and exits" },
+	{ "pcap_filter", CONF_STRING, O(pcap_filter), 0, 0,
+	    PCAP_INPUT_DEFAULT_FILTER, NULL,
+	    "BPF filter of live capture (pcap: inputs)" },
+	{ "pcap_file_filter", CONF_STRING, O(pcap_file_filter), 0, 0, "", NULL,
+	    "BPF filter for pcap files; empty: every UDP datagram" },
+	{ "pcap_promisc", CONF_BOOL, O(pcap_promisc), 0, 0, "yes", NULL,
+	    "capture in promiscuous mode" },
+	{ "pcap_snaplen", CONF_UINT, O(pcap_snaplen), 64, 262144, "65535",
+	    NULL, "bytes captured per packet; longer ones count as truncated" },
+	{ "pcap_buffer", CONF_SIZE, O(pcap_buffer), 64 * KiB, 1 * GiB, "8M",
+	    NULL, "kernel capture buffer per interface" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -279,6 +321,46 @@ check_files(const struct client_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The ways out (route.h) that the settings alone rule out. */
+static int
+check_route(const struct client_config *c, char *err, size_t errlen)
+{
+	if (c->plain_http_url[0] != '\0' &&
+	    (!has_prefix_ci(c->plain_http_url, "http://") ||
+	    c->plain_http_url[7] == '\0' || c->plain_http_url[7] == '/' ||
+	    plain_text(c->plain_http_url) == -1 ||
+	    strchr(c->plain_http_url, '?') != NULL ||
+	    strchr(c->plain_http_url, '#') != NULL)) {
+		snprintf(err, errlen, "plain_http_url: \"%s\" must be an "
+		    "http:// base URL with a host", c->plain_http_url);
+		return -1;
+	}
+	if (c->route == 1 + ROUTE_PROXY_PLAIN && has_prefix_ci(c->gateway_url, "https://") &&
+	    !c->allow_plain_http) {
+		snprintf(err, errlen, "route: proxy-plain with an https:// "
+		    "gateway_url needs allow_plain_http = yes");
+		return -1;
+	}
+	return 0;
+}
+
+/* metrics_listen: empty, or one address the metrics endpoint can bind. */
+static int
+check_metrics(const struct client_config *c, char *err, size_t errlen)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen;
+
+	if (c->metrics_listen[0] == '\0')
+		return 0;
+	if (util_parse_hostport(c->metrics_listen, 0, &ss, &sslen) == -1) {
+		snprintf(err, errlen, "metrics_listen: \"%s\" is not host:port "
+		    "or [v6addr]:port", c->metrics_listen);
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_validate(struct client_config *c, char *err, size_t errlen)
 {
@@ -293,6 +375,12 @@ config_validate(struct client_config *c, char *err, size_t errlen)
 	if (check_key(c, err, errlen) == -1 ||
 	    check_listen(c, err, errlen) == -1 ||
 	    check_files(c, err, errlen) == -1)
+		return -1;
+	if (pcap_input_check_config(c, err, errlen) == -1)
+		return -1;
+	if (check_metrics(c, err, errlen) == -1)
+		return -1;
+	if (check_route(c, err, errlen) == -1)
 		return -1;
 	if (c->retry_max < c->retry_initial) {
 		snprintf(err, errlen, "retry_max: %" PRIu64 "s is less than "

@@ -39,6 +39,10 @@ struct client_config {
 	uint64_t	 zlib_level;
 	char		*ca_file;
 	char		*pinned_pubkey;
+	int		 route;			/* route.h: ROUTE_AUTO, 1 + way */
+	int		 http_version;		/* enum post_http_version */
+	int		 allow_plain_http;
+	char		*plain_http_url;	/* "" = derived from gateway_url */
 	uint64_t	 connect_timeout;
 	uint64_t	 request_timeout;
 	uint64_t	 retry_initial;
@@ -46,8 +50,17 @@ struct client_config {
 	uint64_t	 retry_max;
 	uint64_t	 rcvbuf;
 	uint64_t	 stats_interval;
+	uint64_t	 heartbeat;		/* seconds, 0 = off */
 	int		 log_level;		/* enum log_level */
 	int		 syslog;
+	char		*metrics_listen;	/* "" = no metrics endpoint */
+	/* pcap input (pcap_input.h) */
+	char		*input;			/* pcap:IFACE, pcap-file:PATH */
+	char		*pcap_filter;
+	char		*pcap_file_filter;
+	int		 pcap_promisc;
+	uint64_t	 pcap_snaplen;
+	uint64_t	 pcap_buffer;
 
 	/* derived by config_validate() */
 	uint8_t			 key[WIRE_KEY_LEN];

@@ -19,11 +19,16 @@
 
 #include "batcher.h"
 #include "config.h"
+#include "pcap_input.h"
+#include "progress.h"
 #include "recv.h"
+#include "heartbeat.h"
 #include "sealer.h"
 #include "sender.h"
 #include "spool.h"
 #include "stats.h"
+#include "metrics.h"
+#include "status.h"
 
 #define PROGNAME		"flowpost-client"
 #define POLL_MS			100	/* signal flags and batch age */
@@ -63,6 +68,7 @@ usage(FILE *f)
 	    "  status              summary of the running client's stats file\n"
 	    "\nEvery configuration key is also an option:\n", PROGNAME);
 	conf_print_help(config_table, f);
+	pcap_job_usage(f);
 }
 
 static int
@@ -109,6 +115,14 @@ sender_params_from(const struct client_config *c, struct sender_params *p)
 	p->retry_initial = c->retry_initial;
 	p->retry_factor = c->retry_factor;
 	p->retry_max = c->retry_max;
+	p->post.http_version = c->http_version;
+	p->route.mode = c->route;
+	p->route.allow_plain_http = c->allow_plain_http;
+	p->route.plain_http_url = c->plain_http_url;
+	p->route.state_dir = c->spool_dir;
+	p->zlevel = (int)c->zlib_level;
+	p->raw_max = config_raw_max(c);
+	p->batch_max_bytes = (size_t)c->batch_max_bytes;
 }
 
 static enum log_level
@@ -129,6 +143,11 @@ struct client {
 	struct recv		*recv;
 	struct sealer		*sealer;
 	struct sender		*sender;
+	struct pcap_input	*pcap;		/* pcap: and pcap-file: inputs */
+	struct pcap_job		*job;		/* --pcap-file and friends */
+	int			 is_job;	/* a file job, not the daemon */
+	struct heartbeat	*heartbeat;
+	struct metrics		*metrics;
 };
 
 static int
@@ -185,12 +204,23 @@ reload(struct client *cl)
 	    "batch_max_bytes");
 	NEEDS_RESTART(cur->rcvbuf != nc->rcvbuf, "rcvbuf");
 	NEEDS_RESTART(cur->syslog != nc->syslog, "syslog");
+	NEEDS_RESTART(str_changed(cur->input, nc->input) ||
+	    str_changed(cur->pcap_filter, nc->pcap_filter) ||
+	    cur->pcap_promisc != nc->pcap_promisc ||
+	    cur->pcap_snaplen != nc->pcap_snaplen ||
+	    cur->pcap_buffer != nc->pcap_buffer, "input or a pcap_ key");
+	NEEDS_RESTART(str_changed(cur->metrics_listen, nc->metrics_listen),
+	    "metrics_listen");
 #undef NEEDS_RESTART
 
 	take_str(&cur->gateway_url, &nc->gateway_url);
 	take_str(&cur->proxy, &nc->proxy);
 	take_str(&cur->ca_file, &nc->ca_file);
 	take_str(&cur->pinned_pubkey, &nc->pinned_pubkey);
+	take_str(&cur->plain_http_url, &nc->plain_http_url);
+	cur->route = nc->route;
+	cur->http_version = nc->http_version;
+	cur->allow_plain_http = nc->allow_plain_http;
 	cur->connect_timeout = nc->connect_timeout;
 	cur->request_timeout = nc->request_timeout;
 	cur->retry_initial = nc->retry_initial;
@@ -203,6 +233,7 @@ reload(struct client *cl)
 	cur->drop_malformed = nc->drop_malformed;
 	cur->zlib_level = nc->zlib_level;
 	cur->stats_interval = nc->stats_interval;
+	cur->heartbeat = nc->heartbeat;
 	cur->log_level = nc->log_level;
 
 	log_set_level(effective_level(cur->log_level, cl->verbose));
@@ -213,6 +244,7 @@ reload(struct client *cl)
 	    cur->spool_full == CONFIG_DROP_NEWEST);
 	sender_params_from(cur, &sp);
 	sender_reconfigure(cl->sender, &sp);
+	heartbeat_set_interval(cl->heartbeat, cur->heartbeat);
 	log_info("reload: configuration reloaded; gateway %s",
 	    cur->gateway_url);
  out:
@@ -271,6 +303,51 @@ main_loop(struct client *cl)
 	}
 }
 
+static void
+job_tick(void *arg)
+{
+	every_second(arg);
+}
+
+/*
+ * A file job (--pcap-file): progress.c reads, seals, waits for delivery
+ * and picks the exit status; this is the wiring.
+ */
+static int
+run_job(struct client *cl, int *sealer_done)
+{
+	struct progress_job	j;
+	char			what[64];
+	int			rc, stuck;
+
+	heartbeat_stop(cl->heartbeat);	/* it seals through the sealer */
+	cl->heartbeat = NULL;
+	pcap_input_describe(cl->pcap, what, sizeof(what));
+	log_info("%s %s: sending %s %s%s; spool %s", PROGNAME,
+	    FLOWPOST_VERSION, what, cl->job->spool_only ? "to the spool "
+	    "only" : "to ", cl->job->spool_only ? "" : cl->cfg->gateway_url,
+	    cl->cfg->spool_dir);
+	memset(&j, 0, sizeof(j));
+	j.pcap = &cl->pcap;
+	j.batcher = cl->batcher;
+	j.sealer = cl->sealer;
+	j.spool = cl->spool;
+	j.spool_dir = cl->cfg->spool_dir;
+	j.spool_only = cl->job->spool_only;
+	j.timeout_s = cl->job->timeout_s;
+	j.sealer_drain_s = SEALER_DRAIN_S;
+	j.stop = &got_term;
+	j.tick = job_tick;
+	j.tick_arg = cl;
+	rc = progress_run_job(&j, &stuck);
+	metrics_stop(cl->metrics);
+	cl->metrics = NULL;
+	sender_stop(cl->sender);
+	every_second(cl);
+	*sealer_done = !stuck;
+	return rc;
+}
+
 static int
 run(struct client *cl)
 {
@@ -280,8 +357,10 @@ run(struct client *cl)
 	struct sender_params	 sdp;
 	char			 listeners[1024];
 	uint64_t		 batches, bytes, oldest;
+	size_t			 n;
 	int			 rc = 1, sealer_done = 1;
 
+	heartbeat_init();
 	memset(&spp, 0, sizeof(spp));
 	spp.dir = cfg->spool_dir;
 	spp.key = cfg->key;
@@ -297,20 +376,29 @@ run(struct client *cl)
 		log_error("batcher: out of memory");
 		goto out;
 	}
-	if (recv_open(&cl->recv, cfg->listen_addr, cfg->listen_len,
-	    cfg->nlisten, cfg->rcvbuf, cl->batcher, cfg->drop_malformed) == -1)
+	if (!cl->is_job && recv_open(&cl->recv, cfg->listen_addr,
+	    cfg->listen_len, cfg->nlisten, cfg->rcvbuf, cl->batcher,
+	    cfg->drop_malformed) == -1)
+		goto out;
+	if (pcap_input_open(&cl->pcap, cfg, cl->job, cl->batcher) == -1)
+		goto out;
+	/* before the threads: a failure here must not leave them running */
+	if (metrics_start(&cl->metrics, cfg->metrics_listen) == -1)
 		goto out;
 
 	block_signals(SIG_BLOCK);
 	sender_params_from(cfg, &sdp);
-	if (sender_start(&cl->sender, cl->spool, cfg->key,
+	sdp.batcher = cl->batcher;
+	/* --spool-only: a file job that never talks to the gateway */
+	if ((cl->is_job && cl->job->spool_only) ||
+	    sender_start(&cl->sender, cl->spool, cfg->key,
 	    config_sealed_max(cfg), &sdp) == 0) {
 		memset(&sep, 0, sizeof(sep));
 		sep.client_id = cfg->client_id;
 		sep.key = cfg->key;
 		sep.zlevel = (int)cfg->zlib_level;
 		sep.sealed_max = config_sealed_max(cfg);
-		sep.notify = sender_notify;
+		sep.notify = cl->sender != NULL ? sender_notify : NULL;
 		sep.notify_arg = cl->sender;
 		if (sealer_start(&cl->sealer, cl->batcher, cl->spool,
 		    &sep) == -1) {
@@ -318,11 +406,30 @@ run(struct client *cl)
 			cl->sender = NULL;
 		}
 	}
+	/* without it batches still carry health; only heartbeats are off */
+	if (cl->sealer != NULL)
+		(void)heartbeat_start(&cl->heartbeat, cl->sealer, cl->spool,
+		    cfg->heartbeat);
 	block_signals(SIG_UNBLOCK);
 	if (cl->sealer == NULL)
 		goto out;
+	if (cl->is_job) {
+		rc = run_job(cl, &sealer_done);
+		if (!sealer_done) {
+			/* the sealer still uses the batcher and spool */
+			sender_free(cl->sender);
+			return 1;
+		}
+		goto out;
+	}
 
 	recv_describe(cl->recv, listeners, sizeof(listeners));
+	if (cl->pcap != NULL && strlen(listeners) + 2 < sizeof(listeners)) {
+		n = strlen(listeners);
+		listeners[n++] = ' ';
+		pcap_input_describe(cl->pcap, listeners + n,
+		    sizeof(listeners) - n);
+	}
 	spool_depth(cl->spool, &batches, &bytes, &oldest);
 	log_info("%s %s started: listening on %s; gateway %s; spool %s holds "
 	    "%" PRIu64 " batches (%" PRIu64 " bytes)", PROGNAME,
@@ -337,8 +444,14 @@ run(struct client *cl)
 	 * flight is aborted; its batch stays spooled).
 	 */
 	log_info("shutting down");
+	metrics_stop(cl->metrics);
+	cl->metrics = NULL;
 	recv_close(cl->recv);
 	cl->recv = NULL;
+	pcap_input_stop(cl->pcap);	/* queues its lanes' open batches */
+	cl->pcap = NULL;
+	heartbeat_stop(cl->heartbeat);	/* it seals through the sealer */
+	cl->heartbeat = NULL;
 	batcher_finish(cl->batcher);
 	if (sealer_join(cl->sealer, SEALER_DRAIN_S) == -1)
 		sealer_done = 0;
@@ -357,6 +470,9 @@ run(struct client *cl)
 	}
 	rc = 0;
  out:
+	metrics_stop(cl->metrics);
+	heartbeat_stop(cl->heartbeat);
+	pcap_input_stop(cl->pcap);
 	sealer_free(cl->sealer);
 	sender_free(cl->sender);
 	recv_close(cl->recv);
@@ -372,10 +488,14 @@ main(int argc, char **argv)
 	struct client		cl;
 	struct conf_cli		cli = { .progname = PROGNAME,
 				    .section = "client", .other = "gateway" };
+	struct pcap_job		job;
 	char			err[CONF_ERR_MAX];
-	int			rc;
+	int			rc, is_job = 0;
 
 	memset(&cfg, 0, sizeof(cfg));
+	pcap_job_init(&job);
+	cli.extra = pcap_job_cli;
+	cli.extra_arg = &job;
 	if (conf_cli_parse(config_table, &cfg, &cli, argc, argv, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s\n", PROGNAME, err);
@@ -394,7 +514,7 @@ main(int argc, char **argv)
 	}
 	if (cli.nwords > 0) {
 		if (cli.nwords == 1 && strcmp(cli.words[0], "status") == 0) {
-			rc = stats_print_status(cfg.spool_dir, stdout) == 0 ?
+			rc = status_print(&cfg, stdout) == 0 ?
 			    0 : 1;
 			goto out;
 		}
@@ -412,6 +532,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: %s%s%s\n", PROGNAME,
 		    cli.config_path ? cli.config_path : "",
 		    cli.config_path ? ": " : "", err);
+		rc = 2;
+		goto out;
+	}
+	if ((is_job = pcap_job_resolve(&job, &cfg, err, sizeof(err))) == -1) {
+		fprintf(stderr, "%s: %s\n", PROGNAME, err);
 		rc = 2;
 		goto out;
 	}
@@ -441,9 +566,12 @@ main(int argc, char **argv)
 	cl.argc = argc;
 	cl.argv = argv;
 	cl.verbose = cli.verbose;
+	cl.job = &job;
+	cl.is_job = is_job;
 	rc = run(&cl);
 	curl_global_cleanup();
  out:
+	pcap_job_free(&job);
 	config_free(&cfg);
 	return rc;
 }

@@ -3,7 +3,10 @@
  *
  * The outcome rules are PROTOCOL.md 2.3.  Only a 200 whose body is exactly
  * a valid acknowledgement of this batch counts as delivered: a captive
- * portal or a proxy error page cannot forge one without the key.
+ * portal or a proxy error page cannot forge one without the key.  The
+ * gateway answers everything else with a one-line text/plain body, which
+ * is how an answer of the gateway is told from a proxy's or a web
+ * server's error page (usually HTML).
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -21,13 +25,13 @@
 #include "post.h"
 #include "stats.h"
 
-#define POST_BODY_MAX	4096	/* an ack is ~130 bytes, reasons short */
 #define POST_PATH	"/v1/batch"
 
 struct post {
 	CURL		*curl;
 	_Atomic int	*abort_flag;
 	char		 errbuf[CURL_ERROR_SIZE];
+	int		 fresh;		/* settings changed: new connection */
 
 	/* the answer of the current POST */
 	char		 body[POST_BODY_MAX + 1];
@@ -35,6 +39,7 @@ struct post {
 	int		 body_over;
 	int		 have_retry_after;
 	uint64_t	 retry_after;
+	int		 text_plain;
 };
 
 static size_t
@@ -52,26 +57,47 @@ post_write_cb(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* 1 if the header line `p` (n bytes) is `name` (with its colon). */
+static int
+post_header_is(const char *p, size_t n, const char *name, size_t *vstart)
+{
+	size_t	len = strlen(name), i;
+
+	if (n <= len || strncasecmp(p, name, len) != 0)
+		return 0;
+	i = len;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	*vstart = i;
+	return 1;
+}
+
 static size_t
 post_header_cb(char *p, size_t size, size_t nmemb, void *arg)
 {
-	static const char	 name[] = "retry-after:";
-	struct post		*po = arg;
-	size_t			 n = size * nmemb, i, j = 0;
-	char			 v[32];
-	uint64_t		 secs;
+	struct post	*po = arg;
+	size_t		 n = size * nmemb, i, j = 0;
+	char		 v[32];
+	uint64_t	 secs;
 
 	/* A new status line (proxy CONNECT, 100, final): forget the last. */
 	if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		po->have_retry_after = 0;
+		po->text_plain = 0;
 		return n;
 	}
-	if (n <= sizeof(name) - 1 || strncasecmp(p, name,
-	    sizeof(name) - 1) != 0)
+	if (post_header_is(p, n, "content-type:", &i)) {
+		static const char tp[] = "text/plain";
+
+		po->text_plain = n - i >= sizeof(tp) - 1 &&
+		    strncasecmp(p + i, tp, sizeof(tp) - 1) == 0 &&
+		    (n - i == sizeof(tp) - 1 || p[i + sizeof(tp) - 1] == ';' ||
+		    p[i + sizeof(tp) - 1] == '\r' ||
+		    p[i + sizeof(tp) - 1] == ' ');
 		return n;
-	i = sizeof(name) - 1;
-	while (i < n && (p[i] == ' ' || p[i] == '\t'))
-		i++;
+	}
+	if (!post_header_is(p, n, "retry-after:", &i))
+		return n;
 	/* delta-seconds only; an HTTP-date falls back to the back-off */
 	while (i < n && isdigit((unsigned char)p[i]) && j < sizeof(v) - 1)
 		v[j++] = p[i++];
@@ -136,6 +162,7 @@ post_configure(struct post *po, const struct post_params *p)
 	CURL	*c = po->curl;
 	char	 url[4096];
 	size_t	 n;
+	long	 version;
 	int	 rc = -1;
 
 	/* base URL without its trailing '/', then the endpoint */
@@ -171,6 +198,27 @@ post_configure(struct post *po, const struct post_params *p)
 		SETOPT(CURLOPT_PROXY, "");
 	else
 		SETOPT(CURLOPT_PROXY, p->proxy);
+	/* an explicit "" turns no_proxy from the environment off */
+	SETOPT(CURLOPT_NOPROXY, p->ignore_no_proxy ? "" : (char *)NULL);
+	/* an http:// or bare proxy URL keeps this type; others override it */
+	SETOPT(CURLOPT_PROXYTYPE, p->proxy_http10 ? (long)CURLPROXY_HTTP_1_0 :
+	    (long)CURLPROXY_HTTP);
+	SETOPT(CURLOPT_HTTPPROXYTUNNEL, p->tunnel ? 1L : 0L);
+
+	switch (p->http_version) {
+	case POST_HTTP_10:
+		version = CURL_HTTP_VERSION_1_0;
+		break;
+	case POST_HTTP_11:
+		version = CURL_HTTP_VERSION_1_1;
+		break;
+	default:
+		version = CURL_HTTP_VERSION_NONE;
+		break;
+	}
+	SETOPT(CURLOPT_HTTP_VERSION, version);
+	/* HTTP/1.0 chains close after each answer: assume nothing else */
+	SETOPT(CURLOPT_FORBID_REUSE, p->http_version == POST_HTTP_10 ? 1L : 0L);
 
 	SETOPT(CURLOPT_CAINFO, p->ca_file[0] ? p->ca_file : (char *)NULL);
 	SETOPT(CURLOPT_PINNEDPUBLICKEY,
@@ -183,6 +231,8 @@ post_configure(struct post *po, const struct post_params *p)
 	SETOPT(CURLOPT_NOPROGRESS, 0L);
 	SETOPT(CURLOPT_XFERINFOFUNCTION, post_xferinfo_cb);
 	SETOPT(CURLOPT_XFERINFODATA, po);
+	/* a connection made under the old settings must not be reused */
+	po->fresh = 1;
 	rc = 0;
  out:
 	return rc;
@@ -198,16 +248,25 @@ post_free(struct post *po)
 	free(po);
 }
 
-/* First line of the response body, printable characters only. */
+/*
+ * A short printable reason from a body: the first line of a text answer,
+ * the <title> of an HTML page.
+ */
 static void
-post_reason(const struct post *po, char *out, size_t outlen)
+post_reason(const char *body, size_t len, int text_plain, char *out,
+    size_t outlen)
 {
-	size_t	i, j = 0;
+	const char	*p = body, *t;
+	size_t		 i, j = 0, n = len;
 
-	for (i = 0; i < po->body_len && j + 1 < outlen; i++) {
-		unsigned char ch = (unsigned char)po->body[i];
+	if (!text_plain && (t = strcasestr(body, "<title>")) != NULL) {
+		p = t + 7;
+		n = len - (size_t)(p - body);
+	}
+	for (i = 0; i < n && j + 1 < outlen; i++) {
+		unsigned char ch = (unsigned char)p[i];
 
-		if (ch == '\n' || ch == '\r')
+		if (ch == '\n' || ch == '\r' || (p != body && ch == '<'))
 			break;
 		out[j++] = isprint(ch) ? (char)ch : '?';
 	}
@@ -251,60 +310,142 @@ post_headers(const struct wire_header *h)
 	return NULL;
 }
 
+/* An answer with an HTTP status, final or to CONNECT. */
 static void
-post_classify(struct post *po, const struct wire_header *h,
-    const uint8_t *tag, const uint8_t *key, struct post_outcome *out)
+post_classify_status(const struct post_answer *a,
+    const struct wire_header *h, const uint8_t *tag, const uint8_t *key,
+    struct post_outcome *out)
 {
 	enum wire_ack_status	st;
+	int			gw = a->text_plain;
 
-	switch (out->status) {
+	out->status = a->status;
+	out->via = gw ? POST_VIA_GATEWAY : POST_VIA_UNKNOWN;
+	switch (a->status) {
 	case 200:
-		if (!po->body_over && wire_ack_verify(po->body, po->body_len,
+		if (!a->body_over && wire_ack_verify(a->body, a->body_len,
 		    h->client_id, h->seq, tag, key, &st) == 0) {
 			out->result = POST_DELIVERED;
+			out->via = POST_VIA_GATEWAY;
 			out->ack = st;
 			return;
 		}
 		STATS_INC(bad_ack);
 		out->result = POST_RETRY;
-		if (po->body_over)
+		out->via = POST_VIA_OTHER;
+		if (a->body_over)
 			snprintf(out->reason, sizeof(out->reason), "200 with a "
 			    "body over %d bytes: not an acknowledgement "
 			    "(captive portal or proxy page?)", POST_BODY_MAX);
 		else {
 			char first[128];
 
-			post_reason(po, first, sizeof(first));
+			post_reason(a->body, a->body_len, a->text_plain, first,
+			    sizeof(first));
 			snprintf(out->reason, sizeof(out->reason),
 			    "200 without a valid acknowledgement (captive "
 			    "portal or proxy page?): %s", first);
 		}
 		return;
+	case 413:
+		/* the gateway's, a web server's or a proxy's: all the same */
+		out->result = POST_TOO_BIG;
+		break;
+	case 411:
+	case 417:
+		/*
+		 * The client always sends Content-Length and never Expect:
+		 * something on the way changed the request.
+		 */
+		out->result = POST_RETRY;
+		out->via = POST_VIA_OTHER;
+		break;
 	case 429:
-	case 503:
-		out->result = po->have_retry_after ? POST_RETRY_AFTER :
+		out->result = a->have_retry_after ? POST_RETRY_AFTER :
 		    POST_RETRY;
-		out->retry_after_s = po->retry_after;
+		out->retry_after_s = a->retry_after;
+		break;
+	case 403:
+	case 405:
+	case 407:
+	case 501:
+	case 502:
+	case 503:
+	case 504:
+		if (!gw) {
+			/* a proxy's refusal or error page */
+			out->result = POST_RETRY;
+			out->via = POST_VIA_OTHER;
+			break;
+		}
+		if (a->status == 403)
+			out->result = POST_STUCK;
+		else if (a->status == 503 && a->have_retry_after) {
+			out->result = POST_RETRY_AFTER;
+			out->retry_after_s = a->retry_after;
+		} else
+			out->result = POST_RETRY;
 		break;
 	case 400:
 	case 401:
-	case 403:
 	case 404:
-	case 413:
 		out->result = POST_STUCK;
 		break;
 	case 410:
-		out->result = POST_REJECTED;
+		/* only the gateway's 410 may send a batch to quarantine */
+		out->result = gw ? POST_REJECTED : POST_RETRY;
 		break;
 	default:
 		out->result = POST_RETRY;
 		break;
 	}
-	if (po->body_over)
+	if (a->body_over)
 		snprintf(out->reason, sizeof(out->reason), "(body over %d "
 		    "bytes)", POST_BODY_MAX);
 	else
-		post_reason(po, out->reason, sizeof(out->reason));
+		post_reason(a->body, a->body_len, a->text_plain, out->reason,
+		    sizeof(out->reason));
+}
+
+void
+post_classify(const struct post_answer *a, const struct wire_header *h,
+    const uint8_t *tag, const uint8_t *key, struct post_outcome *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->result = POST_RETRY;
+	out->via = POST_VIA_UNKNOWN;
+	if (a->aborted) {
+		out->result = POST_ABORTED;
+		snprintf(out->reason, sizeof(out->reason), "shutting down");
+		return;
+	}
+	if (a->curl_rc == CURLE_OK || (a->curl_rc == CURLE_WRITE_ERROR &&
+	    a->body_over && a->status != 0)) {
+		post_classify_status(a, h, tag, key, out);
+		return;
+	}
+	/* no usable HTTP answer: network, TLS, proxy or time-out */
+	out->result = POST_RETRY;
+	if (a->connect_code != 0 && a->connect_code != 200) {
+		/* the proxy refused the tunnel (403, 405, 407, 501, ...) */
+		out->status = a->connect_code;
+		out->via = POST_VIA_TRANSPORT;
+	} else if (a->status >= 300) {
+		/*
+		 * An answer came and then the connection broke, as when a
+		 * server answers 413 early and closes while the body is
+		 * still going up: the status says what happened.
+		 */
+		post_classify_status(a, h, tag, key, out);
+		return;
+	} else if (a->curl_rc == CURLE_OPERATION_TIMEDOUT && a->request_sent)
+		out->via = POST_VIA_UNKNOWN;	/* slow, not necessarily lost */
+	else
+		out->via = POST_VIA_TRANSPORT;
+	/* a cut-off reason is still a good log line */
+	(void)util_snprintf(out->reason, sizeof(out->reason), "%s%s%s",
+	    curl_easy_strerror((CURLcode)a->curl_rc),
+	    a->curl_error[0] ? ": " : "", a->curl_error);
 }
 
 void
@@ -312,14 +453,18 @@ post_batch(struct post *po, const uint8_t *data, size_t len,
     const uint8_t *key, struct post_outcome *out)
 {
 	struct wire_header	 h;
+	struct post_answer	 a;
 	struct curl_slist	*hdrs = NULL;
 	enum wire_err		 we;
 	CURLcode		 rc;
 	CURL			*c = po->curl;
-	long			 connect_code = 0;
+	curl_off_t		 pretransfer = 0;
+	struct curl_header	*date;
+	time_t			 when;
 
 	memset(out, 0, sizeof(*out));
 	out->result = POST_RETRY;
+	out->via = POST_VIA_UNKNOWN;
 	if ((we = wire_parse_header(data, len, &h)) != WIRE_OK) {
 		/* cannot happen with spooled batches; never retry it */
 		out->result = POST_REJECTED;
@@ -335,33 +480,38 @@ post_batch(struct post *po, const uint8_t *data, size_t len,
 	po->body_over = 0;
 	po->have_retry_after = 0;
 	po->retry_after = 0;
+	po->text_plain = 0;
 	po->errbuf[0] = '\0';
 	SETOPT(CURLOPT_HTTPHEADER, hdrs);
 	SETOPT(CURLOPT_POST, 1L);
 	SETOPT(CURLOPT_POSTFIELDS, data);
 	SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	SETOPT(CURLOPT_FRESH_CONNECT, po->fresh ? 1L : 0L);
 
 	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	curl_easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	po->fresh = 0;
 	po->body[po->body_len] = '\0';
 
-	if (rc == CURLE_ABORTED_BY_CALLBACK && atomic_load(po->abort_flag)) {
-		out->result = POST_ABORTED;
-		snprintf(out->reason, sizeof(out->reason), "shutting down");
-	} else if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR &&
-	    po->body_over && out->status != 0)) {
-		post_classify(po, &h, wire_tag(data, len), key, out);
-	} else {
-		/* no usable HTTP answer: network, TLS, proxy or time-out */
-		out->result = POST_RETRY;
-		if (connect_code != 0 && connect_code != 200)
-			out->status = connect_code;
-		/* a cut-off reason is still a good log line */
-		(void)util_snprintf(out->reason, sizeof(out->reason), "%s%s%s",
-		    curl_easy_strerror(rc), po->errbuf[0] ? ": " : "",
-		    po->errbuf);
-	}
+	memset(&a, 0, sizeof(a));
+	a.curl_rc = (int)rc;
+	a.curl_error = po->errbuf;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
+	curl_easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &a.connect_code);
+	curl_easy_getinfo(c, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+	a.request_sent = pretransfer > 0;
+	a.aborted = rc == CURLE_ABORTED_BY_CALLBACK &&
+	    atomic_load(po->abort_flag);
+	a.body = po->body;
+	a.body_len = po->body_len;
+	a.body_over = po->body_over;
+	a.text_plain = po->text_plain;
+	a.have_retry_after = po->have_retry_after;
+	a.retry_after = po->retry_after;
+	post_classify(&a, &h, wire_tag(data, len), key, out);
+	/* the final answer's Date: the kit's clock check (heartbeat.c) */
+	if (curl_easy_header(c, "Date", 0, CURLH_HEADER, -1, &date) ==
+	    CURLHE_OK && (when = curl_getdate(date->value, NULL)) > 0)
+		out->date_unix = (int64_t)when;
  out:
 	/* the list must outlive the transfer; unset it before freeing */
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);

@@ -21,6 +21,7 @@
 
 #include "batcher.h"
 #include "recv.h"
+#include "seqtrack.h"
 #include "stats.h"
 
 /* Rounds of recvmmsg per socket per poll, so one busy port cannot starve
@@ -278,6 +279,12 @@ recv_one(struct recv *r, const struct recv_listener *l, size_t i,
 	e.dst_port = l->port;
 	e.len = (uint16_t)len;
 	e.payload = p;
+	/*
+	 * Loss before the client, from the export sequence numbers; only
+	 * well-formed datagrams (nf_check() names no reason for those).
+	 */
+	if (info.why == NULL)
+		seqtrack_note(&e, &info);
 	batcher_add(r->batcher, &e, now_ns);
 }
 

@@ -27,6 +27,12 @@ int	 sealer_start(struct sealer **out, struct batcher *b, struct spool *s,
 /* A new compression level for the next batches (reload). */
 void	 sealer_set_level(struct sealer *se, int zlevel);
 /*
+ * Seals and spools a heartbeat: a batch with the HEARTBEAT flag, no
+ * datagrams and only a health block.  Any thread may call it while the
+ * sealer runs; 0 if the heartbeat is in the spool.
+ */
+int	 sealer_heartbeat(struct sealer *se);
+/*
  * After batcher_finish(): waits up to `timeout_s` for the thread to seal
  * and spool everything queued.  -1 if it did not finish in time (the
  * thread is then left running and the sealer must not be freed).

@@ -1,5 +1,6 @@
 /*
- * sender.c: oldest batch first, one at a time, until acknowledged.
+ * sender.c: oldest batch first, one at a time, until acknowledged; split
+ * what is too big, and find another way out when this one fails.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,14 +19,19 @@
 #include "util.h"
 #include "wire.h"
 
+#include "batcher.h"
+#include "heartbeat.h"
 #include "post.h"
+#include "route.h"
 #include "sender.h"
+#include "split.h"
 #include "spool.h"
 #include "stats.h"
 
 #define SENDER_BACKLOG		10	/* batches: report drain progress */
 #define SENDER_PROGRESS_S	10	/* at most one progress line per */
 #define SENDER_LOG_S		30	/* one failure line per kind per */
+#define SENDER_BATCH_FLOOR	(4 * 1024)	/* smallest batch_max_bytes */
 
 /* A private copy of the settings: the config struct may be freed. */
 struct sender_conf {
@@ -33,6 +39,8 @@ struct sender_conf {
 	char			*proxy;
 	char			*ca_file;
 	char			*pinned_pubkey;
+	char			*plain_http_url;
+	char			*state_dir;
 	struct sender_params	 p;	/* strings point at the copies above */
 };
 
@@ -52,6 +60,10 @@ struct sender {
 	struct sender_conf	*conf;
 	uint8_t			 key[WIRE_KEY_LEN];
 	struct buf		 batch;
+	struct route		*route;
+	struct split		 split;
+	struct batcher		*batcher;
+	size_t			 learned_max;	/* batch size after 413s */
 	unsigned int		 attempt;	/* failures of this batch */
 	uint64_t		 failures;	/* consecutive, any batch */
 	enum post_result	 last_result;	/* of the last failure logged */
@@ -72,6 +84,8 @@ sender_conf_free(struct sender_conf *c)
 	free(c->proxy);
 	free(c->ca_file);
 	free(c->pinned_pubkey);
+	free(c->plain_http_url);
+	free(c->state_dir);
 	free(c);
 }
 
@@ -86,7 +100,11 @@ sender_conf_dup(const struct sender_params *p)
 	if ((c->gateway_url = strdup(p->post.gateway_url)) == NULL ||
 	    (c->proxy = strdup(p->post.proxy)) == NULL ||
 	    (c->ca_file = strdup(p->post.ca_file)) == NULL ||
-	    (c->pinned_pubkey = strdup(p->post.pinned_pubkey)) == NULL) {
+	    (c->pinned_pubkey = strdup(p->post.pinned_pubkey)) == NULL ||
+	    (c->plain_http_url = strdup(p->route.plain_http_url ?
+	    p->route.plain_http_url : "")) == NULL ||
+	    (p->route.state_dir != NULL &&
+	    (c->state_dir = strdup(p->route.state_dir)) == NULL)) {
 		sender_conf_free(c);
 		return NULL;
 	}
@@ -94,6 +112,8 @@ sender_conf_dup(const struct sender_params *p)
 	c->p.post.proxy = c->proxy;
 	c->p.post.ca_file = c->ca_file;
 	c->p.post.pinned_pubkey = c->pinned_pubkey;
+	c->p.route.plain_http_url = c->plain_http_url;
+	c->p.route.state_dir = c->state_dir;
 	return c;
 }
 
@@ -203,6 +223,9 @@ sender_delivered(struct sender *sd, const struct spool_item *it,
 		STATS_INC(acked_dup);
 	STATS_SET(last_success_unix, time(NULL));
 	STATS_SET(backoff_s, 0);
+	STATS_SET(retries_since_success, 0);
+	/* a valid ack proves the answer, and so its Date, is the gateway's */
+	heartbeat_note_date(o->date_unix, util_real_us());
 	sd->acked_bytes += it->bytes;
 	log_debug("sender: batch %" PRIu64 " delivered (%s)", it->seq,
 	    o->ack == WIRE_ACK_DUP ? "dup" : "new");
@@ -223,12 +246,18 @@ sender_log(struct sender *sd, const struct post_outcome *o,
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/*
+	 * A new kind of failure restarts the limiter, so its first line
+	 * passes and its repeats wait SENDER_LOG_S from there.  Only the
+	 * sender thread touches `lim`.
+	 */
 	if (o->result != sd->last_result || o->status != sd->last_status) {
 		sd->last_result = o->result;
 		sd->last_status = o->status;
-		log_msg(level, "%s", line);
-	} else
-		log_limited(&lim, SENDER_LOG_S, level, "%s", line);
+		lim.last_ns = 0;
+		lim.suppressed = 0;
+	}
+	log_limited(&lim, SENDER_LOG_S, level, "%s", line);
 }
 
 /* Decides the delay after a failed POST and logs the failure. */
@@ -246,6 +275,7 @@ sender_failed(struct sender *sd, const struct spool_item *it,
 		snprintf(status, sizeof(status), "no HTTP answer");
 	sd->failures++;
 	STATS_INC(posts_failed);
+	STATS_SET(retries_since_success, sd->failures);
 
 	switch (o->result) {
 	case POST_REJECTED:
@@ -283,17 +313,248 @@ sender_failed(struct sender *sd, const struct spool_item *it,
 	return ms;
 }
 
+/* The batch size for new batches: what 413s taught, within the way's cap. */
+static void
+sender_batch_size(struct sender *sd)
+{
+	size_t	eff = sd->learned_max, cap = route_batch_cap(sd->route);
+
+	if (cap != 0 && cap < eff)
+		eff = cap;
+	if (sd->batcher != NULL)
+		batcher_set_max_bytes(sd->batcher, eff);
+	STATS_SET(batch_max_bytes, eff);
+}
+
+/*
+ * A batch with `raw_len` bytes of content was too big: new batches close
+ * at half of that (never below SENDER_BATCH_FLOOR), unless they already
+ * do.  Older, bigger batches still in the spool do not lower it further.
+ */
+static void
+sender_shrink(struct sender *sd, uint32_t raw_len)
+{
+	size_t	want = raw_len / 2;
+
+	if (want < SENDER_BATCH_FLOOR)
+		want = SENDER_BATCH_FLOOR;
+	if (want >= sd->learned_max)
+		return;
+	log_warn("sender: new batches close at %zu bytes instead of %zu: a "
+	    "batch of %u bytes was too big for the gateway or a proxy on the "
+	    "way", want, sd->learned_max, (unsigned int)raw_len);
+	sd->learned_max = want;
+	STATS_INC(batch_size_reduced);
+	sender_batch_size(sd);
+}
+
+/*
+ * Seals the head batch (in sd->batch) again as `n` pieces and puts them in
+ * its place in the spool.  -1 with a reason.
+ */
+static int
+sender_reseal(struct sender *sd, const struct spool_item *it, size_t n,
+    struct spool_piece *pieces, char *why, size_t whylen)
+{
+	if (split_batch(&sd->split, sd->spool, sd->batch.data, sd->batch.len,
+	    n, pieces, why, whylen) == -1)
+		return -1;
+	if (spool_replace(sd->spool, it, pieces, n) == -1) {
+		snprintf(why, whylen, "the spool cannot store the result");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * 413: cut the batch in two in its place in the spool and send the first
+ * half at once; a batch of one datagram cannot be cut and goes to
+ * quarantine.
+ */
+static uint64_t
+sender_too_big(struct sender *sd, const struct spool_item *it,
+    const struct post_outcome *o)
+{
+	static struct log_limit	 lim;
+	struct spool_piece	 pieces[2];
+	struct wire_header	 h;
+	char			 why[160], reason[400];
+	uint64_t		 ms;
+
+	sd->failures++;
+	STATS_INC(posts_failed);
+	STATS_SET(retries_since_success, sd->failures);
+	if (wire_parse_header(sd->batch.data, sd->batch.len, &h) == WIRE_OK)
+		sender_shrink(sd, h.raw_len);
+
+	if (it->count < 2) {
+		STATS_INC(unsplittable);
+		log_error("sender: batch %" PRIu64 " (%u datagram%s, %zu bytes) "
+		    "is too big for the gateway or a proxy on the way (HTTP "
+		    "413: %s) and cannot be split; raise the limit "
+		    "(client_max_body_size of nginx, LimitRequestBody of "
+		    "Apache, max_body_bytes of the gateway)", it->seq,
+		    (unsigned int)it->count, it->count == 1 ? "" : "s",
+		    it->bytes, o->reason);
+		snprintf(reason, sizeof(reason), "too big to deliver (HTTP "
+		    "413: %s) and holds %u datagram%s", o->reason,
+		    (unsigned int)it->count, it->count == 1 ? "" : "s");
+		spool_quarantine(sd->spool, it->seq, reason);
+		sd->attempt = 0;
+		return 0;
+	}
+	if (sender_reseal(sd, it, 2, pieces, why, sizeof(why)) == -1) {
+		ms = sender_backoff_ms(&sd->conf->p, sd->attempt++);
+		log_limited(&lim, SENDER_LOG_S, LOGL_ERROR, "sender: batch %"
+		    PRIu64 " is too big (HTTP 413) but cannot be split: %s; "
+		    "trying again in %.1f s", it->seq, why, (double)ms / 1000);
+		spool_release(sd->spool, it->seq);
+		STATS_SET(backoff_s, (ms + 999) / 1000);
+		return ms;
+	}
+	STATS_INC(splits);
+	log_warn("sender: batch %" PRIu64 " (%u datagrams, %zu bytes) is too "
+	    "big for the gateway or a proxy on the way (HTTP 413: %s); split "
+	    "into batches %" PRIu64 " (%u datagrams, %zu bytes) and %" PRIu64
+	    " (%u, %zu bytes)", it->seq, (unsigned int)it->count, it->bytes,
+	    o->reason, pieces[0].seq, (unsigned int)pieces[0].count,
+	    pieces[0].len, pieces[1].seq, (unsigned int)pieces[1].count,
+	    pieces[1].len);
+	sd->attempt = 0;
+	return 0;
+}
+
+/*
+ * The head batch's number is far below what was already posted (batches
+ * were split ahead of it): seal it again with a fresh number, so that the
+ * gateway's duplicate window never takes it for an old one.  0 if done,
+ * 1 if it cannot be (post it as it is), -1 on failure (try again later).
+ */
+static int
+sender_renumber(struct sender *sd, const struct spool_item *it)
+{
+	static struct log_limit	 lim;
+	struct spool_piece	 piece;
+	char			 why[160];
+
+	if (strlen(it->path) >= SPOOL_PATH_MAX) {
+		/* cannot name it; within the window unless far behind */
+		log_limited(&lim, SENDER_LOG_S, LOGL_WARN, "sender: batch %"
+		    PRIu64 " was split or renumbered too often to renumber "
+		    "it again; sending it as it is", it->seq);
+		return 1;
+	}
+	if (sender_reseal(sd, it, 1, &piece, why, sizeof(why)) == -1) {
+		log_limited(&lim, SENDER_LOG_S, LOGL_ERROR, "sender: cannot "
+		    "seal batch %" PRIu64 " again with a fresh number: %s",
+		    it->seq, why);
+		return -1;
+	}
+	STATS_INC(renumbered);
+	log_debug("sender: batch %" PRIu64 " sealed again as %" PRIu64 " "
+	    "(numbers were handed out to split batches meanwhile)", it->seq,
+	    piece.seq);
+	return 0;
+}
+
+/* Points the HTTP handle at the route's current way. */
+static void
+sender_use_way(struct sender *sd)
+{
+	struct post_params	pp;
+
+	route_post_params(sd->route, &pp);
+	if (post_configure(sd->post, &pp) == -1)
+		log_error("sender: way %s cannot be set up; trying it anyway",
+		    route_way_name(route_current(sd->route)));
+	sender_batch_size(sd);
+}
+
 static void
 sender_apply(struct sender *sd, struct sender_conf *c)
 {
-	if (post_configure(sd->post, &c->p.post) == -1) {
-		log_error("sender: new HTTP settings refused; keeping the old");
+	struct route		*r;
+	struct post_params	 pp;
+
+	if (route_new(&r, &c->p.route, &c->p.post) == -1) {
+		log_error("sender: new route settings refused; keeping the "
+		    "old");
 		sender_conf_free(c);
 		return;
 	}
+	route_post_params(r, &pp);
+	if (post_configure(sd->post, &pp) == -1) {
+		log_error("sender: new HTTP settings refused; keeping the old");
+		route_free(r);
+		/* the handle may hold some new options: set the old again */
+		sender_use_way(sd);
+		sender_conf_free(c);
+		return;
+	}
+	route_free(sd->route);
+	sd->route = r;
+	split_set_level(&sd->split, c->p.zlevel);
 	sender_conf_free(sd->conf);
 	sd->conf = c;
 	sd->attempt = 0;
+	sender_batch_size(sd);
+}
+
+/* Posts the head batch; returns the delay before the next attempt. */
+static uint64_t
+sender_post(struct sender *sd, struct spool_item *it, int *aborted)
+{
+	struct post_outcome	o;
+	uint64_t		ms = 0;
+
+	if (spool_posting(sd->spool, it) == -1) {
+		/* cannot record it: sending might confuse a later restart */
+		spool_release(sd->spool, it->seq);
+		ms = sender_backoff_ms(&sd->conf->p, sd->attempt++);
+		STATS_SET(backoff_s, (ms + 999) / 1000);
+		return ms;
+	}
+	sender_progress(sd);
+	post_batch(sd->post, sd->batch.data, sd->batch.len, sd->key, &o);
+	if (o.result == POST_ABORTED) {
+		spool_release(sd->spool, it->seq);
+		*aborted = 1;
+		return 0;
+	}
+	STATS_INC(posts);
+	if (route_outcome(sd->route, &o)) {
+		sender_use_way(sd);
+		/* a new way gets a quick try, until all of them failed */
+		if (!route_exhausted(sd->route))
+			sd->attempt = 0;
+	}
+	if (o.result == POST_DELIVERED)
+		sender_delivered(sd, it, &o);
+	else if (o.result == POST_TOO_BIG)
+		ms = sender_too_big(sd, it, &o);
+	else {
+		ms = sender_failed(sd, it, &o);
+		spool_release(sd->spool, it->seq);
+	}
+	return ms;
+}
+
+/* One step with the head batch: renumber it first if it must be, post it. */
+static uint64_t
+sender_head(struct sender *sd, struct spool_item *it, int *aborted)
+{
+	if (it->renumber) {
+		switch (sender_renumber(sd, it)) {
+		case 0:
+			return 0;	/* its renumbered copy is the new head */
+		case -1:
+			spool_release(sd->spool, it->seq);
+			return sender_backoff_ms(&sd->conf->p, sd->attempt++);
+		default:
+			break;		/* cannot be renumbered: post as it is */
+		}
+	}
+	return sender_post(sd, it, aborted);
 }
 
 static void *
@@ -302,9 +563,8 @@ sender_main(void *arg)
 	struct sender		*sd = arg;
 	struct sender_conf	*c;
 	struct spool_item	 it;
-	struct post_outcome	 o;
 	uint64_t		 ms;
-	int			 r;
+	int			 r, aborted = 0;
 
 	pthread_mutex_lock(&sd->mu);
 	while (!sd->stop) {
@@ -316,20 +576,10 @@ sender_main(void *arg)
 
 		ms = 0;
 		if ((r = spool_oldest(sd->spool, &sd->batch, &it)) == 1) {
-			sender_progress(sd);
-			post_batch(sd->post, sd->batch.data, sd->batch.len,
-			    sd->key, &o);
-			if (o.result == POST_ABORTED) {
-				spool_release(sd->spool, it.seq);
+			ms = sender_head(sd, &it, &aborted);
+			if (aborted) {
 				pthread_mutex_lock(&sd->mu);
 				break;
-			}
-			STATS_INC(posts);
-			if (o.result == POST_DELIVERED)
-				sender_delivered(sd, &it, &o);
-			else {
-				ms = sender_failed(sd, &it, &o);
-				spool_release(sd->spool, it.seq);
 			}
 		}
 
@@ -350,6 +600,7 @@ sender_start(struct sender **out, struct spool *s, const uint8_t *key,
     size_t sealed_max, const struct sender_params *p)
 {
 	struct sender		*sd;
+	struct post_params	 pp;
 	pthread_condattr_t	 ca;
 	int			 e;
 
@@ -365,13 +616,21 @@ sender_start(struct sender **out, struct spool *s, const uint8_t *key,
 	atomic_init(&sd->abort_flag, 0);
 	sd->spool = s;
 	memcpy(sd->key, key, WIRE_KEY_LEN);
+	sd->batcher = p->batcher;
+	sd->learned_max = p->batch_max_bytes;
 	if (buf_init(&sd->batch, 0, sealed_max) == -1 ||
-	    (sd->conf = sender_conf_dup(p)) == NULL) {
+	    (sd->conf = sender_conf_dup(p)) == NULL ||
+	    split_init(&sd->split, sd->key, p->zlevel, p->raw_max,
+	    sealed_max) == -1) {
 		log_error("sender: out of memory");
 		goto fail;
 	}
-	if (post_new(&sd->post, &sd->conf->p.post, &sd->abort_flag) == -1)
+	if (route_new(&sd->route, &sd->conf->p.route, &sd->conf->p.post) == -1)
 		goto fail;
+	route_post_params(sd->route, &pp);
+	if (post_new(&sd->post, &pp, &sd->abort_flag) == -1)
+		goto fail;
+	sender_batch_size(sd);
 	if ((e = pthread_create(&sd->thread, NULL, sender_main, sd)) != 0) {
 		log_error("sender: cannot start thread: %s", strerror(e));
 		goto fail;
@@ -433,6 +692,8 @@ sender_free(struct sender *sd)
 		return;
 	sender_stop(sd);
 	post_free(sd->post);
+	route_free(sd->route);
+	split_free(&sd->split);
 	sender_conf_free(sd->conf);
 	sender_conf_free(sd->pending);
 	buf_free(&sd->batch);

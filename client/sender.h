@@ -2,6 +2,10 @@
  * sender.h: the sender thread.  It posts the oldest spooled batch, removes
  * it on a valid acknowledgement, and otherwise backs off with full jitter
  * and tries the same batch again: batches leave strictly in order.
+ *
+ * A batch answered with 413 is split in two in its place in the spool
+ * (split.h) and new batches are made smaller; ways out that keep failing
+ * are changed (route.h).
  */
 #ifndef FLOWPOST_CLIENT_SENDER_H
 #define FLOWPOST_CLIENT_SENDER_H
@@ -10,15 +14,26 @@
 #include <stdint.h>
 
 #include "post.h"
+#include "route.h"
 
+struct batcher;
 struct spool;
 struct sender;
 
 struct sender_params {
 	struct post_params	 post;
+	struct route_params	 route;
 	uint64_t		 retry_initial;	/* seconds */
 	uint64_t		 retry_factor;
 	uint64_t		 retry_max;	/* seconds */
+	int			 zlevel;	/* for split batches */
+	size_t			 raw_max;	/* content cap when splitting */
+	/*
+	 * Start only (a reload keeps them): the batcher whose batch size
+	 * the sender lowers after a 413, and the configured size.
+	 */
+	struct batcher		*batcher;	/* may be NULL */
+	size_t			 batch_max_bytes;
 };
 
 /* `key` (WIRE_KEY_LEN bytes, copied) verifies acknowledgements. */

@@ -18,6 +18,15 @@
 
 struct stats stats_now;
 
+/* The way out in use (route.h); a string constant, NULL until known. */
+static _Atomic(const char *) stats_route_name;
+
+void
+stats_set_route_name(const char *name)
+{
+	atomic_store(&stats_route_name, name);
+}
+
 /* Every counter and gauge, in the order the stats file lists them. */
 static const struct {
 	const char		*name;
@@ -43,11 +52,38 @@ static const struct {
 	{ "acked_dup",			&stats_now.acked_dup },
 	{ "bad_ack",			&stats_now.bad_ack },
 	{ "retries",			&stats_now.retries },
+	{ "heartbeats",			&stats_now.heartbeats },
+	{ "splits",			&stats_now.splits },
+	{ "unsplittable",		&stats_now.unsplittable },
+	{ "renumbered",			&stats_now.renumbered },
+	{ "batch_size_reduced",		&stats_now.batch_size_reduced },
+	{ "route_changes",		&stats_now.route_changes },
 	{ "spool_batches",		&stats_now.spool_batches },
 	{ "spool_bytes",		&stats_now.spool_bytes },
 	{ "spool_oldest_age_s",		&stats_now.spool_oldest_age_s },
 	{ "backoff_s",			&stats_now.backoff_s },
 	{ "last_success_unix",		&stats_now.last_success_unix },
+	{ "retries_since_success",	&stats_now.retries_since_success },
+	{ "route_index",		&stats_now.route_index },
+	{ "batch_max_bytes",		&stats_now.batch_max_bytes },
+	{ "kernel_drops",		&stats_now.kernel_drops },
+	{ "pcap_received",		&stats_now.pcap_received },
+	{ "pcap_kernel_drops",		&stats_now.pcap_kernel_drops },
+	{ "pcap_if_drops",		&stats_now.pcap_if_drops },
+	{ "pcap_truncated",		&stats_now.pcap_truncated },
+	{ "pcap_fragments",		&stats_now.pcap_fragments },
+	{ "pcap_reassembled",		&stats_now.pcap_reassembled },
+	{ "pcap_reasm_timeouts",	&stats_now.pcap_reasm_timeouts },
+	{ "pcap_reasm_dropped",		&stats_now.pcap_reasm_dropped },
+	{ "pcap_non_udp",		&stats_now.pcap_non_udp },
+	{ "pcap_bad_headers",		&stats_now.pcap_bad_headers },
+	{ "upstream_exporters",		&stats_now.upstream_exporters },
+	{ "upstream_gaps",		&stats_now.upstream_gaps },
+	{ "upstream_lost_records",	&stats_now.upstream_lost_records },
+	{ "upstream_lost_packets",	&stats_now.upstream_lost_packets },
+	{ "upstream_reordered",		&stats_now.upstream_reordered },
+	{ "upstream_resets",		&stats_now.upstream_resets },
+	{ "upstream_uncounted",		&stats_now.upstream_uncounted },
 };
 
 #define STATS_NFIELDS	(sizeof(stats_fields) / sizeof(stats_fields[0]))
@@ -93,10 +129,11 @@ stats_log(void)
 int
 stats_write_file(const char *dir)
 {
-	char	 text[STATS_FILE_MAX], path[4096], tmp[4096];
-	size_t	 off = 0, i;
-	int	 n, fd = -1, rc = -1;
-	ssize_t	 w;
+	char		 text[STATS_FILE_MAX], path[4096], tmp[4096];
+	const char	*route;
+	size_t		 off = 0, i;
+	int		 n, fd = -1, rc = -1;
+	ssize_t		 w;
 
 	if (util_snprintf(path, sizeof(path), "%s/%s", dir, STATS_FILE) == -1 ||
 	    util_snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir,
@@ -111,6 +148,13 @@ stats_write_file(const char *dir)
 	for (i = 0; i < STATS_NFIELDS; i++) {
 		n = snprintf(text + off, sizeof(text) - off, "%s %" PRIu64 "\n",
 		    stats_fields[i].name, ld(stats_fields[i].v));
+		if (n < 0 || (size_t)n >= sizeof(text) - off)
+			goto out;
+		off += (size_t)n;
+	}
+	if ((route = atomic_load(&stats_route_name)) != NULL) {
+		n = snprintf(text + off, sizeof(text) - off, "route %s\n",
+		    route);
 		if (n < 0 || (size_t)n >= sizeof(text) - off)
 			goto out;
 		off += (size_t)n;

@@ -41,12 +41,41 @@ struct stats {
 	_Atomic uint64_t	acked_dup;
 	_Atomic uint64_t	bad_ack;
 	_Atomic uint64_t	retries;
+	_Atomic uint64_t	heartbeats;	/* heartbeat batches sealed */
+	_Atomic uint64_t	splits;		/* batches cut in two after 413 */
+	_Atomic uint64_t	unsplittable;	/* one datagram, still 413 */
+	_Atomic uint64_t	renumbered;	/* sealed again, fresh number */
+	_Atomic uint64_t	batch_size_reduced;	/* batch_max_bytes lowered */
+	_Atomic uint64_t	route_changes;	/* another way out (route.h) */
 	/* gauges */
 	_Atomic uint64_t	spool_batches;
 	_Atomic uint64_t	spool_bytes;
 	_Atomic uint64_t	spool_oldest_age_s;
 	_Atomic uint64_t	backoff_s;
 	_Atomic uint64_t	last_success_unix;
+	_Atomic uint64_t	retries_since_success;	/* failed POSTs in a row */
+	_Atomic uint64_t	route_index;	/* enum route_way in use */
+	_Atomic uint64_t	batch_max_bytes;	/* in effect for new batches */
+	_Atomic uint64_t	kernel_drops;	/* UDP receive queue overflows */
+	/* pcap input (live capture and files); see pcap_input.h */
+	_Atomic uint64_t	pcap_received;
+	_Atomic uint64_t	pcap_kernel_drops;
+	_Atomic uint64_t	pcap_if_drops;
+	_Atomic uint64_t	pcap_truncated;
+	_Atomic uint64_t	pcap_fragments;
+	_Atomic uint64_t	pcap_reassembled;
+	_Atomic uint64_t	pcap_reasm_timeouts;
+	_Atomic uint64_t	pcap_reasm_dropped;
+	_Atomic uint64_t	pcap_non_udp;
+	_Atomic uint64_t	pcap_bad_headers;
+	/* exporter -> client sequence accounting; see seqtrack.h */
+	_Atomic uint64_t	upstream_exporters;	/* streams tracked */
+	_Atomic uint64_t	upstream_gaps;
+	_Atomic uint64_t	upstream_lost_records;	/* v5, IPFIX */
+	_Atomic uint64_t	upstream_lost_packets;	/* v9 */
+	_Atomic uint64_t	upstream_reordered;
+	_Atomic uint64_t	upstream_resets;
+	_Atomic uint64_t	upstream_uncounted;	/* IPFIX, no template */
 };
 
 extern struct stats stats_now;
@@ -59,6 +88,12 @@ extern struct stats stats_now;
 				    (uint64_t)(v), memory_order_relaxed)
 #define STATS_GET(field)	atomic_load_explicit(&stats_now.field, \
 				    memory_order_relaxed)
+
+/*
+ * The way out in use (route.h), written as a "route <name>" line of the
+ * stats file.  `name` must be a string constant.
+ */
+void	 stats_set_route_name(const char *name);
 
 /* Logs the one-line summary at info level. */
 void	 stats_log(void);

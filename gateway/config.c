@@ -2,6 +2,7 @@
  * config.c: the gateway's key table and the checks a table cannot express.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "pacer.h"
 #include "ratelimit.h"
 #include "util.h"
 
@@ -27,8 +29,8 @@ const struct conf_key config_keys[] = {
 	{ "path_prefix", CONF_STRING, KEY(path_prefix), 0, 0, "", NULL,
 	  "URL path the endpoints are served under: empty or /name" },
 	{ "collector", CONF_STRING, KEY(collector), 0, 0, NULL, NULL,
-	  "collectors to re-emit datagrams to: host:port, comma separated "
-	  "(required)" },
+	  "collectors to re-emit datagrams to: host:port, comma separated, "
+	  "each optionally followed by pps=N and bps=N (required)" },
 	{ "state_dir", CONF_STRING, KEY(state_dir), 0, 0,
 	  "/var/lib/flowpost-gateway", NULL,
 	  "directory for the per-client duplicate windows" },
@@ -39,7 +41,22 @@ const struct conf_key config_keys[] = {
 	  "address for /metrics and /healthz, or none" },
 	{ "template_refresh", CONF_DURATION, KEY(template_refresh), 0,
 	  86400, "0",
-	  NULL, "reserved for template caching; 0 = off" },
+	  NULL, "cache v9/IPFIX templates and send them ahead of a stream's "
+	  "data after a start and then every this long; 0 = off" },
+	{ "collector_max_pps", CONF_UINT, KEY(collector_max_pps), 0,
+	  PACER_RATE_MAX, "0", NULL,
+	  "datagrams per second to each collector (pps= after a collector "
+	  "overrides); 0 = unpaced" },
+	{ "collector_max_bps", CONF_UINT, KEY(collector_max_bps), 0,
+	  PACER_RATE_MAX, "0", NULL,
+	  "payload bits per second to each collector (bps= after a "
+	  "collector overrides); 0 = unpaced" },
+	{ "preserve_source", CONF_BOOL, KEY(preserve_source), 0, 0, "no",
+	  NULL, "send each datagram with its exporter's address and port as "
+	  "source (IPv4: needs CAP_NET_RAW at start)" },
+	{ "source_port_map", CONF_BOOL, KEY(source_port_map), 0, 0, "no",
+	  NULL, "send each exporter's datagrams from its own UDP port of the "
+	  "gateway" },
 	{ "max_body_bytes", CONF_SIZE, KEY(max_body_bytes), 1024,
 	  1024ULL * 1024 * 1024, "16M", NULL,
 	  "largest request body accepted (413 above)" },
@@ -84,6 +101,12 @@ const struct conf_key config_keys[] = {
 	{ "stats_interval", CONF_DURATION, KEY(stats_interval), 0, 86400,
 	  "60s",
 	  NULL, "period of the summary log line; 0 = off" },
+	{ "warn_lag", CONF_DURATION, KEY(warn_lag), 0, 365 * 86400, "1h",
+	  NULL, "warn when a kit's oldest spooled batch, or a batch's time "
+	  "from sealing to forwarding, is older than this; 0 = off" },
+	{ "warn_drops", CONF_UINT, KEY(warn_drops), 0, UINT64_MAX, "1", NULL,
+	  "warn when a kit reports this many more datagrams dropped (spool "
+	  "limits, invalid input); 0 = off" },
 	{ "log_level", CONF_ENUM, KEY(log_level), 0, 0, "info",
 	  config_log_levels, "least severe messages logged" },
 	{ "syslog", CONF_BOOL, KEY(syslog), 0, 0, "no", NULL,
@@ -229,6 +252,26 @@ struct config_errbuf {
 	size_t	 errlen;
 };
 
+/*
+ * "pps=N" or "bps=N" after a collector sets its pacing: 1 with *pps
+ * telling which, 0 if `item` is no such option, -1 if its value is bad.
+ */
+static int
+config_rate_option(const char *item, int *pps, uint64_t *v, char *err,
+    size_t errlen)
+{
+	if (strncmp(item, "pps=", 4) != 0 && strncmp(item, "bps=", 4) != 0)
+		return 0;
+	*pps = item[0] == 'p';
+	if (util_parse_u64(item + 4, v) == -1 || *v > PACER_RATE_MAX) {
+		util_snprintf(err, errlen, "collector option \"%s\": expected "
+		    "%s=N with N of 0..%" PRIu64 " (0 = unpaced)", item,
+		    *pps ? "pps" : "bps", PACER_RATE_MAX);
+		return -1;
+	}
+	return 1;
+}
+
 static int
 config_check_collector(const char *item, void *arg)
 {
@@ -237,6 +280,14 @@ config_check_collector(const char *item, void *arg)
 	size_t			 errlen = eb->errlen;
 	const char		*colon;
 	uint64_t	 port;
+	int		 pps;
+
+	switch (config_rate_option(item, &pps, &port, err, errlen)) {
+	case -1:
+		return -1;
+	case 1:
+		return 0;
+	}
 
 	colon = strrchr(item, ':');
 	if (colon == NULL || colon == item || colon[1] == '\0' ||
@@ -318,7 +369,28 @@ config_resolve_one(const char *item, void *arg)
 {
 	struct config_resolve	*r = arg;
 	struct config_addr	*a;
+	uint64_t		 v;
+	int			 pps;
 
+	switch (config_rate_option(item, &pps, &v, r->err, r->errlen)) {
+	case -1:
+		return -1;
+	case 1:
+		if (r->n == 0) {
+			util_snprintf(r->err, r->errlen, "collector option "
+			    "\"%s\" before any collector", item);
+			return -1;
+		}
+		a = &r->list[r->n - 1];
+		if (pps) {
+			a->max_pps = v;
+			a->has_pps = 1;
+		} else {
+			a->max_bps = v;
+			a->has_bps = 1;
+		}
+		return 0;
+	}
 	if (r->n >= CONFIG_COLLECTORS_MAX) {
 		util_snprintf(r->err, r->errlen, "collector: more than %d "
 		    "collectors", CONFIG_COLLECTORS_MAX);
@@ -368,6 +440,12 @@ config_collectors(const struct gateway_config *cfg, struct config_addr **out,
 			    cfg->collector);
 		free(r.list);
 		return -1;
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		if (!r.list[i].has_pps)
+			r.list[i].max_pps = cfg->collector_max_pps;
+		if (!r.list[i].has_bps)
+			r.list[i].max_bps = cfg->collector_max_bps;
 	}
 	*out = r.list;
 	*n = r.n;

@@ -27,7 +27,11 @@ struct gateway_config {
 	char		*state_dir;
 	char		*keys_file;
 	char		*metrics_listen;	/* host:port or "none" */
-	uint64_t	 template_refresh;	/* seconds; reserved */
+	uint64_t	 template_refresh;	/* seconds, 0 = off (template.h) */
+	uint64_t	 collector_max_pps;	/* per collector, 0 = off */
+	uint64_t	 collector_max_bps;	/* payload bits/s, 0 = off */
+	int		 preserve_source;	/* srcmap.h */
+	int		 source_port_map;
 	uint64_t	 max_body_bytes;
 	uint64_t	 max_raw_bytes;
 	uint64_t	 max_batch_age;		/* seconds, 0 = off */
@@ -43,6 +47,8 @@ struct gateway_config {
 	char		*tls_cert;		/* PEM file, "" = plain HTTP */
 	char		*tls_key;		/* PEM file, with tls_cert */
 	uint64_t	 stats_interval;	/* seconds, 0 = off */
+	uint64_t	 warn_lag;		/* seconds, 0 = off (kits.h) */
+	uint64_t	 warn_drops;		/* datagrams, 0 = off */
 	int		 log_level;		/* enum log_level */
 	int		 syslog;
 	char		*user;			/* "" = keep the current user */
@@ -55,6 +61,10 @@ struct config_addr {
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	char			 name[CONFIG_ADDR_NAME_MAX];
+	/* Collectors only: pacing (pacer.h), from pps=/bps= or the defaults. */
+	uint64_t		 max_pps;
+	uint64_t		 max_bps;
+	int			 has_pps, has_bps;
 };
 
 /*

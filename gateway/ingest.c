@@ -21,8 +21,10 @@
 
 #include "buf.h"
 #include "ingest.h"
+#include "kits.h"
 #include "log.h"
 #include "nf.h"
+#include "template.h"
 #include "util.h"
 
 #define INGEST_BUCKETS		256
@@ -59,6 +61,9 @@ struct ingest {
 	_Atomic uint64_t	 unknown_clients;
 	_Atomic uint64_t	 malformed_datagrams;
 	_Atomic uint64_t	 rejected[INGEST_R_COUNT];
+
+	struct kits		*kits;		/* health reports; may be NULL */
+	struct template_cache	*templates;	/* NULL: template_refresh 0 */
 };
 
 static const char *const ingest_reason_names[INGEST_R_COUNT] = {
@@ -353,8 +358,10 @@ ingest_deliver(struct ingest *ig, struct ingest_client *c,
 		log_debug("ingest: client %s seq %" PRIu64 ": repeat, "
 		    "acknowledged dup", h->client_id, h->seq);
 	} else {
-		if (ig->d.output->send(ig->d.output_ctx, entries, h->count,
-		    &res) == -1) {
+		/* Due cached templates go out ahead (template.h). */
+		if (template_send(ig->templates, h->client_id,
+		    ig->d.output, ig->d.output_ctx, entries, h->count,
+		    util_mono_ns(), &res) == -1) {
 			log_limited(&ingest_lim_fail, 10, LOGL_ERROR, "ingest: "
 			    "client %s seq %" PRIu64 ": none of %u collectors "
 			    "took the batch; answering 503", h->client_id,
@@ -384,6 +391,7 @@ ingest_deliver(struct ingest *ig, struct ingest_client *c,
 		}
 		log_debug("ingest: client %s seq %" PRIu64 ": %" PRIu32
 		    " datagrams forwarded", h->client_id, h->seq, h->count);
+		kits_forwarded(ig->kits, h, util_real_us());
 	}
 	n = wire_ack_format(r->body, sizeof(r->body), h->client_id, h->seq, st,
 	    tag, key);
@@ -458,6 +466,9 @@ ingest_batch(struct ingest *ig, const uint8_t *body, size_t len,
 		atomic_store_explicit(&c->last_seen, now_us / US_PER_S,
 		    memory_order_relaxed);
 	}
+	/* Heard from, and its health report, even if refused below. */
+	kits_heard(ig->kits, &h, e == WIRE_OK ? raw.data : NULL,
+	    e == WIRE_OK ? raw.len : 0, now_us);
 	if (ingest_fresh(ig, &h, now_us, r) == -1)
 		goto out;
 	if (e != WIRE_OK) {
@@ -517,4 +528,16 @@ ingest_foreach_client(struct ingest *ig, void (*cb)(const char *client,
 		}
 	}
 	pthread_mutex_unlock(&ig->clients_mu);
+}
+
+void
+ingest_set_kits(struct ingest *ig, struct kits *k)
+{
+	ig->kits = k;
+}
+
+void
+ingest_set_templates(struct ingest *ig, struct template_cache *tc)
+{
+	ig->templates = tc;
 }

@@ -95,6 +95,14 @@ void		 ingest_batch(struct ingest *ig, const uint8_t *body,
 		    size_t len, uint64_t now_us, struct ingest_reply *r);
 
 void		 ingest_get_totals(struct ingest *ig, struct ingest_totals *t);
+
+struct kits;
+/* Where health reports go (kits.h); set before the first batch. */
+void		 ingest_set_kits(struct ingest *ig, struct kits *k);
+struct template_cache;
+/* The template cache (template.h), NULL = off; set before the first batch. */
+void		 ingest_set_templates(struct ingest *ig,
+		    struct template_cache *tc);
 /* Calls cb for every client that has counters, in no particular order. */
 void		 ingest_foreach_client(struct ingest *ig,
 		    void (*cb)(const char *client,

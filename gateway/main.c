@@ -28,10 +28,13 @@
 #include "http.h"
 #include "ingest.h"
 #include "keys.h"
+#include "kits.h"
 #include "log.h"
 #include "metrics.h"
 #include "output_udp.h"
+#include "srcmap.h"
 #include "state_file.h"
+#include "template.h"
 #include "util.h"
 #include "wire.h"
 
@@ -53,7 +56,10 @@ struct gateway {
 	void			*sctx;
 	const struct output_ops	*oops;
 	void			*octx;
+	struct template_cache	*templates;	/* NULL: template_refresh 0 */
+	struct srcmap		*srcmap;	/* NULL: gateway's own source */
 	struct ingest		*ig;
+	struct kits		*kits;
 	struct http		*http;
 	struct metrics		*metrics;
 	int			 http_fd;
@@ -224,7 +230,18 @@ main_stats(struct gateway *gw, const char *why)
 	    l.len > 0 ? l.text : "none");
 }
 
-/* SIGHUP: new keys table and log level; the rest needs a restart. */
+static void
+main_kits_params(const struct gateway_config *cfg, struct kits_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->warn_lag_s = cfg->warn_lag;
+	p->warn_drops = cfg->warn_drops;
+}
+
+/*
+ * SIGHUP: new keys table, log level and kit warning thresholds; the rest
+ * needs a restart.
+ */
 static void
 main_reload(struct gateway *gw)
 {
@@ -232,6 +249,7 @@ main_reload(struct gateway *gw)
 	struct conf_cli		 cli;
 	struct main_opts	 opts = { NULL };
 	struct keys		*k = NULL;
+	struct kits_params	 kp;
 	char			 err[CONF_ERR_MAX];
 
 	if (main_parse(&ncfg, &cli, &opts, gw->argc, gw->argv, err,
@@ -252,6 +270,8 @@ main_reload(struct gateway *gw)
 	    main_level_names[main_log_level(&ncfg, cli.verbose)]);
 	keys_store_swap(&gw->keys, k);
 	http_keys_changed(gw->http);
+	main_kits_params(&ncfg, &kp);
+	kits_set_params(gw->kits, &kp);
 out:
 	conf_free(config_keys, &ncfg);
 }
@@ -309,6 +329,7 @@ main_start(struct gateway *gw)
 	struct ingest_deps	 id;
 	struct http_params	 hp;
 	struct metrics_sources	 ms;
+	struct kits_params	 kp;
 	struct config_addr	 a;
 	char			 err[CONF_ERR_MAX];
 
@@ -327,6 +348,19 @@ main_start(struct gateway *gw)
 		log_error("metrics_listen: %s", err);
 		return -1;
 	}
+	/* The raw socket of preserve_source needs CAP_NET_RAW: before. */
+	if (gw->cfg.preserve_source || gw->cfg.source_port_map) {
+		struct srcmap_params sp;
+
+		memset(&sp, 0, sizeof(sp));
+		sp.preserve_source = gw->cfg.preserve_source;
+		sp.source_port_map = gw->cfg.source_port_map;
+		if ((gw->srcmap = srcmap_open(&sp, err, sizeof(err))) ==
+		    NULL) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 	if (main_drop_privileges(&gw->cfg) == -1)
 		return -1;
 
@@ -340,6 +374,8 @@ main_start(struct gateway *gw)
 		log_error("%s", err);
 		return -1;
 	}
+	if (gw->srcmap != NULL)
+		output_udp_set_srcmap(gw->octx, gw->srcmap);
 
 	memset(&ip, 0, sizeof(ip));
 	ip.max_raw_bytes = gw->cfg.max_raw_bytes;
@@ -351,10 +387,29 @@ main_start(struct gateway *gw)
 	id.state_ctx = gw->sctx;
 	id.output = gw->oops;
 	id.output_ctx = gw->octx;
+	if (gw->cfg.template_refresh > 0) {
+		struct template_params tp;
+
+		memset(&tp, 0, sizeof(tp));
+		tp.refresh_s = gw->cfg.template_refresh;
+		tp.state_dir = gw->cfg.state_dir;
+		if ((gw->templates = template_open(&tp, err,
+		    sizeof(err))) == NULL) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 	if ((gw->ig = ingest_new(&ip, &id)) == NULL) {
 		log_error("ingest: out of memory");
 		return -1;
 	}
+	main_kits_params(&gw->cfg, &kp);
+	if ((gw->kits = kits_new(&kp)) == NULL) {
+		log_error("kits: out of memory");
+		return -1;
+	}
+	ingest_set_kits(gw->ig, gw->kits);
+	ingest_set_templates(gw->ig, gw->templates);
 
 	memset(&hp, 0, sizeof(hp));
 	hp.fd = gw->http_fd;
@@ -385,6 +440,9 @@ main_start(struct gateway *gw)
 		ms.http = gw->http;
 		ms.output = gw->oops;
 		ms.output_ctx = gw->octx;
+		ms.kits = gw->kits;
+		ms.templates = gw->templates;
+		ms.srcmap = gw->srcmap;
 		ms.start_time = util_real_us() / 1000000;
 		gw->metrics = metrics_start(gw->metrics_fd,
 		    gw->cfg.path_prefix, &ms, err, sizeof(err));
@@ -434,8 +492,12 @@ main_stop(struct gateway *gw)
 	http_stop(gw->http);
 	gw->http = NULL;
 	ingest_free(gw->ig);
+	kits_free(gw->kits);
+	/* After the requests: saves the templates they taught. */
+	template_close(gw->templates);
 	if (gw->oops != NULL)
 		gw->oops->close(gw->octx);
+	srcmap_close(gw->srcmap);
 	if (gw->sops != NULL)
 		gw->sops->close(gw->sctx);
 	if (gw->http_fd != -1)

@@ -12,6 +12,8 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "srcmap.h"
+#include "template.h"
 #include "util.h"
 
 #define METRICS_PREFIX		"flowpost_gateway_"
@@ -19,12 +21,14 @@
 #define METRICS_TIMEOUT		10	/* seconds */
 #define METRICS_PATH_MAX	512
 #define METRICS_CTYPE		"text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_JSON		"application/json"
 
 struct metrics {
 	struct MHD_Daemon	*d;
 	struct metrics_sources	 src;
 	char			 metrics_path[METRICS_PATH_MAX];
 	char			 health_path[METRICS_PATH_MAX];
+	char			 status_path[METRICS_PATH_MAX];
 };
 
 /* Rendering state: the output and whether anything did not fit. */
@@ -176,6 +180,20 @@ metrics_collector_cb(const char *name, const struct output_counters *c,
 	    (unsigned long long)v[o->family]);
 }
 
+/* Time a collector's pacer made senders wait, in seconds. */
+static void
+metrics_pacing_cb(const char *name, const struct output_counters *c,
+    void *arg)
+{
+	char			 label[2 * 300 + 1];
+
+	metrics_label(name, label, sizeof(label));
+	metrics_printf(arg, METRICS_PREFIX "collector_pacing_delay_seconds_total"
+	    "{collector=\"%s\"} %llu.%06llu\n", label,
+	    (unsigned long long)(c->paced_ns / 1000000000),
+	    (unsigned long long)(c->paced_ns % 1000000000 / 1000));
+}
+
 /* Resident set size from /proc/self/statm (second field, in pages). */
 static int
 metrics_rss(uint64_t *bytes)
@@ -269,7 +287,21 @@ metrics_render(const struct metrics_sources *src, struct buf *out)
 			src->output->foreach(src->output_ctx,
 			    metrics_collector_cb, &o);
 		}
+		metrics_head(&o, "collector_pacing_delay_seconds_total",
+		    "counter", "time senders waited for the collector's "
+		    "pacing (collector_max_pps, collector_max_bps)");
+		src->output->foreach(src->output_ctx, metrics_pacing_cb, &o);
 	}
+
+	if (src->kits != NULL && !o.err &&
+	    kits_metrics(src->kits, util_real_us(), out) == -1)
+		o.err = 1;
+	if (src->templates != NULL && !o.err &&
+	    template_metrics(src->templates, out) == -1)
+		o.err = 1;
+	if (src->srcmap != NULL && !o.err &&
+	    srcmap_metrics(src->srcmap, out) == -1)
+		o.err = 1;
 
 	metrics_printf(&o, "# HELP process_start_time_seconds Start time of "
 	    "the process since unix epoch in seconds.\n"
@@ -314,6 +346,31 @@ metrics_text(struct MHD_Connection *conn, unsigned int status,
 	    allow);
 }
 
+/* GET <prefix>/status: every kit's last report (kits.h) as JSON. */
+static enum MHD_Result
+metrics_status(struct MHD_Connection *conn, struct metrics *m)
+{
+	static struct log_limit	 lim;
+	static const char	 none[] = "{\"clients\":[]}\n";
+	struct buf		 b;
+	enum MHD_Result		 ret;
+
+	if (m->src.kits == NULL)
+		return metrics_respond(conn, 200, METRICS_JSON, none,
+		    sizeof(none) - 1, NULL);
+	if (buf_init(&b, 0, METRICS_BODY_MAX) == -1)
+		return metrics_text(conn, 500, "out of memory\n", NULL);
+	if (kits_status_json(m->src.kits, util_real_us(), &b) == -1) {
+		log_limited(&lim, 60, LOGL_ERROR, "metrics: status page over "
+		    "%u bytes or out of memory", METRICS_BODY_MAX);
+		ret = metrics_text(conn, 500, "status too large\n", NULL);
+	} else
+		ret = metrics_respond(conn, 200, METRICS_JSON, b.data, b.len,
+		    NULL);
+	buf_free(&b);
+	return ret;
+}
+
 static enum MHD_Result
 metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -323,7 +380,7 @@ metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
 	struct metrics		*m = cls;
 	struct buf		 b;
 	enum MHD_Result		 ret;
-	int			 is_metrics;
+	int			 is_metrics, is_status;
 
 	(void)version;
 	(void)upload_data;
@@ -334,12 +391,15 @@ metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	*con_cls = m;
 	is_metrics = strcmp(url, m->metrics_path) == 0;
-	if (!is_metrics && strcmp(url, m->health_path) != 0)
+	is_status = strcmp(url, m->status_path) == 0;
+	if (!is_metrics && !is_status && strcmp(url, m->health_path) != 0)
 		return metrics_text(conn, 404, "not found\n", NULL);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return metrics_text(conn, 405, "method not allowed\n",
 		    "GET, HEAD");
+	if (is_status)
+		return metrics_status(conn, m);
 	if (!is_metrics)
 		return metrics_text(conn, 200, "ok\n", NULL);
 
@@ -371,7 +431,9 @@ metrics_start(int fd, const char *path_prefix,
 	if (util_snprintf(m->metrics_path, sizeof(m->metrics_path),
 	    "%s/metrics", path_prefix) == -1 ||
 	    util_snprintf(m->health_path, sizeof(m->health_path),
-	    "%s/healthz", path_prefix) == -1) {
+	    "%s/healthz", path_prefix) == -1 ||
+	    util_snprintf(m->status_path, sizeof(m->status_path),
+	    "%s/status", path_prefix) == -1) {
 		util_snprintf(err, errlen, "metrics: path_prefix too long");
 		goto fail;
 	}

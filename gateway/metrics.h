@@ -2,7 +2,8 @@
  * metrics.h: Prometheus metrics and a health page on metrics_listen.
  *
  * A second, small libmicrohttpd daemon, normally on a loopback address,
- * serving GET <prefix>/metrics (text exposition format) and
+ * serving GET <prefix>/metrics (text exposition format),
+ * GET <prefix>/status (the kits' health as JSON, kits.h) and
  * GET <prefix>/healthz.  It only reads counters that the request path
  * keeps anyway.
  */
@@ -14,9 +15,13 @@
 #include "buf.h"
 #include "http.h"
 #include "ingest.h"
+#include "kits.h"
 #include "output.h"
 
 #define METRICS_BODY_MAX	(32u * 1024 * 1024)
+
+struct template_cache;
+struct srcmap;
 
 struct metrics_sources {
 	struct ingest		*ingest;
@@ -24,6 +29,9 @@ struct metrics_sources {
 	const struct output_ops	*output;
 	void			*output_ctx;
 	uint64_t		 start_time;	/* unix seconds */
+	struct kits		*kits;		/* may be NULL */
+	struct template_cache	*templates;	/* may be NULL */
+	struct srcmap		*srcmap;	/* may be NULL */
 };
 
 struct metrics;

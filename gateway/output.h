@@ -25,6 +25,7 @@ struct output_counters {
 	uint64_t	datagrams;	/* handed over */
 	uint64_t	bytes;		/* payload bytes handed over */
 	uint64_t	send_errors;	/* datagrams that could not be */
+	uint64_t	paced_ns;	/* time spent waiting for the pacer */
 };
 
 struct output_ops {

@@ -6,9 +6,12 @@
  * collector that is briefly down simply does not receive.  The sockets are
  * non-blocking so a send can wait a bounded time for buffer space instead
  * of hanging a request thread forever; "sent" means the kernel took the
- * datagram.
+ * datagram.  A collector with pps= / bps= limits is paced (pacer.h): the
+ * sending thread sleeps between chunks, so the batch takes longer and the
+ * HTTP answer waits for it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,6 +22,8 @@
 
 #include "log.h"
 #include "output_udp.h"
+#include "pacer.h"
+#include "srcmap.h"
 #include "util.h"
 
 #define OU_CHUNK	64	/* datagrams per sendmmsg() */
@@ -34,6 +39,9 @@ struct ou_target {
 	_Atomic uint64_t	 bytes;
 	_Atomic uint64_t	 send_errors;
 	struct log_limit	 lim;
+	struct pacer		 pacer;
+	int			 pacer_ready;
+	struct srcmap		*sm;		/* exporter identity, or NULL */
 };
 
 struct output_udp {
@@ -63,6 +71,30 @@ ou_wait(int fd, int err, int stalls)
 	(void)poll(&pfd, 1, OU_POLL_MS);
 }
 
+/* The batch through the exporter identity module (srcmap.h). */
+static int
+ou_send_srcmap(struct ou_target *t, const struct wire_entry *e, size_t n)
+{
+	size_t		 sent = 0;
+	uint64_t	 bytes = 0;
+	int		 rv, err;
+
+	rv = srcmap_send(t->sm, t->fd, &t->ss, t->sslen, e, n, &t->pacer,
+	    &sent, &bytes);
+	err = errno;
+	atomic_fetch_add_explicit(&t->datagrams, sent, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->bytes, bytes, memory_order_relaxed);
+	if (rv == -1) {
+		atomic_fetch_add_explicit(&t->send_errors, n - sent,
+		    memory_order_relaxed);
+		log_limited(&t->lim, 10, LOGL_WARN, "output_udp: collector %s: "
+		    "datagram %zu of %zu not sent: %s", t->name, sent + 1, n,
+		    err == ETIMEDOUT ? "no buffer space for too long" :
+		    strerror(err));
+	}
+	return rv;
+}
+
 /* The whole batch to one collector; 0 if the kernel took every datagram. */
 static int
 ou_send_target(struct ou_target *t, const struct wire_entry *e, size_t n)
@@ -73,8 +105,12 @@ ou_send_target(struct ou_target *t, const struct wire_entry *e, size_t n)
 	uint64_t	 bytes = 0;
 	int		 stalls = 0, r, err = 0;
 
+	if (t->sm != NULL)
+		return ou_send_srcmap(t, e, n);
 	while (done < n) {
 		k = n - done < OU_CHUNK ? n - done : OU_CHUNK;
+		/* Paced collectors: no more than the schedule allows now. */
+		k = pacer_wait(&t->pacer, e + done, k);
 		memset(msgs, 0, k * sizeof(msgs[0]));
 		for (size_t i = 0; i < k; i++) {
 			iov[i].iov_base = (void *)(uintptr_t)e[done + i].payload;
@@ -151,6 +187,7 @@ ou_foreach(void *ctx, void (*cb)(const char *name,
 		    memory_order_relaxed);
 		c.send_errors = atomic_load_explicit(&ou->t[i].send_errors,
 		    memory_order_relaxed);
+		c.paced_ns = pacer_waited_ns(&ou->t[i].pacer);
 		cb(ou->t[i].name, &c, arg);
 	}
 }
@@ -162,11 +199,23 @@ ou_close(void *ctx)
 
 	if (ou == NULL)
 		return;
-	for (size_t i = 0; i < ou->n; i++)
+	for (size_t i = 0; i < ou->n; i++) {
 		if (ou->t[i].fd != -1)
 			close(ou->t[i].fd);
+		if (ou->t[i].pacer_ready)
+			pacer_destroy(&ou->t[i].pacer);
+	}
 	free(ou->t);
 	free(ou);
+}
+
+void
+output_udp_set_srcmap(void *ctx, struct srcmap *sm)
+{
+	struct output_udp	*ou = ctx;
+
+	for (size_t i = 0; i < ou->n; i++)
+		ou->t[i].sm = sm;
 }
 
 static const struct output_ops ou_ops = {
@@ -203,6 +252,18 @@ output_udp_open(const struct config_addr *collectors, size_t n,
 		memcpy(&t->ss, &collectors[i].ss, sizeof(t->ss));
 		t->sslen = collectors[i].sslen;
 		memcpy(t->name, collectors[i].name, sizeof(t->name));
+		if (pacer_init(&t->pacer, collectors[i].max_pps,
+		    collectors[i].max_bps) == -1) {
+			util_snprintf(err, errlen, "output_udp: collector %s: "
+			    "cannot create a lock", t->name);
+			ou_close(ou);
+			return -1;
+		}
+		t->pacer_ready = 1;
+		if (pacer_active(&t->pacer))
+			log_info("output_udp: collector %s paced: pps=%" PRIu64
+			    " bps=%" PRIu64 " (0 = no limit)", t->name,
+			    collectors[i].max_pps, collectors[i].max_bps);
 		t->fd = socket(t->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 		if (t->fd == -1) {

@@ -5,8 +5,8 @@
  *
  * EXPORTS_DIR is tests/data/exports: NetFlow/IPFIX datagrams are taken
  * from its pcaps (Apache-2.0 logstash and graylog captures only).
- * SEEDS_DIR gets one directory per target (wire, nf, conf, ingest) of
- * small valid inputs.  Batches are sealed with fuzzlib's sealer, whose
+ * SEEDS_DIR gets one directory per target (wire, nf, conf, ingest,
+ * health) of small valid inputs.  Batches are sealed with fuzzlib's sealer, whose
  * nonce is derived from the header, so running the generator again writes
  * the same bytes.
  */
@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "bytes.h"
 #include "fuzzlib.h"
+#include "health.h"
 #include "util.h"
 #include "wire.h"
 
@@ -351,6 +352,53 @@ seeds_wire_ingest(void)
 	free(d);
 }
 
+/* health: reports as kits write them, a later revision, another version */
+static void
+seeds_health(void)
+{
+	struct health	 h;
+	uint8_t		 b[HEALTH_MAX + 32], rev[HEALTH_MAX + 32];
+	size_t		 len = 0, tail;
+
+	memset(&h, 0, sizeof(h));
+	h.flags = HEALTH_F_CLOCK | HEALTH_F_KDROPS | HEALTH_F_LOSS;
+	h.uptime_s = 86400;
+	h.spool_batches = 12;
+	h.spool_bytes = 3u << 20;
+	h.spool_oldest_age_s = 7200;
+	h.spool_dropped_batches = 2;
+	h.spool_dropped_datagrams = 61;
+	h.dropped_invalid = 1;
+	h.kernel_drops = 4;
+	h.upstream_gaps = 3;
+	h.upstream_lost_records = 90;
+	h.upstream_lost_packets = 2;
+	h.retries_since_success = 5;
+	h.clock_offset_ms = -2500;
+	memcpy(h.client_version, "0.1.0", 6);
+	memcpy(h.route, "configured", 11);
+	if (health_encode(&h, b, sizeof(b), &len) == -1)
+		die("health_encode failed");
+	write_seed("health", "block-v1", b, len);
+
+	/* a later revision: 8 more fixed bytes and an item after the route */
+	tail = len - 4 - HEALTH_FIXED_V1;
+	memcpy(rev, b, 4 + HEALTH_FIXED_V1);
+	fuzzlib_put16(rev + 2, HEALTH_FIXED_V1 + 8);
+	memset(rev + 4 + HEALTH_FIXED_V1, 0, 8);
+	memcpy(rev + 4 + HEALTH_FIXED_V1 + 8, b + 4 + HEALTH_FIXED_V1, tail);
+	memcpy(rev + len + 8, "\x02ok", 3);
+	write_seed("health", "block-revision", rev, len + 8 + 3);
+
+	fuzzlib_put16(b, 2);
+	write_seed("health", "block-v2", b, len);
+
+	memset(&h, 0, sizeof(h));
+	if (health_encode(&h, b, sizeof(b), &len) == -1)
+		die("health_encode failed");
+	write_seed("health", "block-empty", b, len);
+}
+
 static void
 seeds_conf(void)
 {
@@ -401,5 +449,6 @@ main(int argc, char **argv)
 	seeds_nf();
 	seeds_wire_ingest();
 	seeds_conf();
+	seeds_health();
 	return 0;
 }
