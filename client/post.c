@@ -353,9 +353,11 @@ post_classify_status(const struct post_answer *a,
 		break;
 	case 411:
 	case 417:
+	case 505:
 		/*
 		 * The client always sends Content-Length and never Expect:
-		 * something on the way changed the request.
+		 * something on the way changed the request, or (505) speaks
+		 * an older HTTP than the request.
 		 */
 		out->result = POST_RETRY;
 		out->via = POST_VIA_OTHER;

@@ -129,6 +129,8 @@ test_classify_table(void)
 		{ 429, 1, "rate limited, retry later\n", POST_RETRY,
 		    POST_VIA_GATEWAY },
 		{ 500, 1, "out of memory\n", POST_RETRY, POST_VIA_GATEWAY },
+		{ 505, 0, "<html>HTTP Version Not Supported</html>",
+		    POST_RETRY, POST_VIA_OTHER },
 		{ 502, 0, "<html>Bad Gateway</html>", POST_RETRY,
 		    POST_VIA_OTHER },
 		{ 503, 1, "no collector\n", POST_RETRY, POST_VIA_GATEWAY },
