@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -269,13 +270,84 @@ every_second(struct client *cl)
 		    "%s", cl->cfg->spool_dir, STATS_FILE, strerror(errno));
 }
 
+/*
+ * every_second() runs in a thread of its own while the daemon receives:
+ * expiring spool files and rewriting the stats file touch the disk, and a
+ * storage stall must never keep the receive loop from draining its sockets.
+ */
+struct housekeeper {
+	pthread_t	 thread;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	int		 stop;
+	struct client	*cl;
+};
+
+static void *
+housekeeper_main(void *arg)
+{
+	struct housekeeper	*hk = arg;
+	struct timespec		 ts;
+
+	pthread_mutex_lock(&hk->mu);
+	while (!hk->stop) {
+		pthread_mutex_unlock(&hk->mu);
+		every_second(hk->cl);
+		pthread_mutex_lock(&hk->mu);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 1;
+		while (!hk->stop && pthread_cond_timedwait(&hk->cv, &hk->mu,
+		    &ts) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&hk->mu);
+	return NULL;
+}
+
+static int
+housekeeper_start(struct housekeeper *hk, struct client *cl)
+{
+	pthread_condattr_t	ca;
+	int			e;
+
+	memset(hk, 0, sizeof(*hk));
+	hk->cl = cl;
+	pthread_mutex_init(&hk->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&hk->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if ((e = pthread_create(&hk->thread, NULL, housekeeper_main,
+	    hk)) != 0) {
+		log_error("housekeeper: cannot start thread: %s", strerror(e));
+		pthread_cond_destroy(&hk->cv);
+		pthread_mutex_destroy(&hk->mu);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+housekeeper_stop(struct housekeeper *hk)
+{
+	pthread_mutex_lock(&hk->mu);
+	hk->stop = 1;
+	pthread_cond_signal(&hk->cv);
+	pthread_mutex_unlock(&hk->mu);
+	pthread_join(hk->thread, NULL);
+	pthread_cond_destroy(&hk->cv);
+	pthread_mutex_destroy(&hk->mu);
+}
+
 static void
 main_loop(struct client *cl)
 {
-	int64_t	now, next_second, next_stats;
+	struct housekeeper	hk;
+	int			hk_running;
+	int64_t			now, next_stats;
 
+	hk_running = housekeeper_start(&hk, cl) == 0;
 	now = util_mono_ns();
-	next_second = now;
 	next_stats = now + (int64_t)cl->cfg->stats_interval * 1000000000LL;
 	while (!got_term) {
 		recv_poll(cl->recv, POLL_MS);
@@ -291,16 +363,16 @@ main_loop(struct client *cl)
 			got_usr1 = 0;
 			stats_log();
 		}
-		if (now >= next_second) {
-			next_second = now + 1000000000LL;
-			every_second(cl);
-		}
 		if (cl->cfg->stats_interval > 0 && now >= next_stats) {
 			next_stats = now +
 			    (int64_t)cl->cfg->stats_interval * 1000000000LL;
 			stats_log();
 		}
+		if (!hk_running)
+			every_second(cl);	/* degraded: no thread for it */
 	}
+	if (hk_running)
+		housekeeper_stop(&hk);
 }
 
 static void

@@ -87,7 +87,7 @@ const struct conf_key config_keys[] = {
 	  "batch POSTs per second from everybody together (429 above); "
 	  "0 = off" },
 	{ "rate_limit_client", CONF_UINT, KEY(rate_limit_client), 0,
-	  RATELIMIT_RATE_MAX, "20", NULL,
+	  RATELIMIT_RATE_MAX, "100", NULL,
 	  "batches per second per client, counting those forwarded (429 "
 	  "above); 0 = off" },
 	{ "rate_limit_auth_failures", CONF_UINT, KEY(rate_limit_auth_failures),
