@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "bytes.h"
+#include "nfpack.h"
 #include "wire.h"
 
 #define WIRE_KDF_BATCH_CTX	"fpbatch_"
@@ -210,24 +211,25 @@ wire_content_entries(const uint8_t *raw, size_t raw_len, struct wire_iter *it)
  * Sealing.
  */
 
-/* Deflates the three content pieces into dst; *dlen is the space, then used. */
+/*
+ * Deflates `n` content pieces, in order, into dst; *dlen is the space, then
+ * used.
+ */
 static enum wire_err
-wire_deflate(const struct wire_seal_args *a, const uint8_t hl[4],
-    uint8_t *dst, size_t *dlen)
+wire_deflate(int zlevel, const uint8_t *const *piece, const size_t *plen,
+    int n, uint8_t *dst, size_t *dlen)
 {
 	z_stream	 zs;
-	const uint8_t	*piece[3] = { hl, a->health, a->entries };
-	size_t		 plen[3] = { 4, a->health_len, a->entries_len };
 	enum wire_err	 err = WIRE_ETOOBIG;
 	int		 zr = Z_OK;
 
 	memset(&zs, 0, sizeof(zs));
-	if (deflateInit(&zs, a->zlevel) != Z_OK)
+	if (deflateInit(&zs, zlevel) != Z_OK)
 		return WIRE_ENOMEM;
 	zs.next_out = dst;
 	zs.avail_out = *dlen > UINT_MAX ? UINT_MAX : (uInt)*dlen;
-	for (int i = 0; i < 3; i++) {
-		int last = i == 2;
+	for (int i = 0; i < n; i++) {
+		int last = i == n - 1;
 
 		/* Pieces are each below 4 GiB: raw_len fits a u32. */
 		zs.next_in = (Bytef *)(uintptr_t)piece[i];
@@ -257,18 +259,22 @@ wire_seal(const struct wire_seal_args *a, struct buf *out)
 	uint8_t		 bkey[WIRE_KEY_LEN];
 	uint8_t		 nonce[WIRE_NONCE_LEN];
 	uint8_t		 hl[4];
-	uint8_t		*body;
+	uint8_t		*body, *packed = NULL;
+	const uint8_t	*piece[3];
 	uint64_t	 raw64;
-	size_t		 idlen, hlen, room, clen;
+	size_t		 plen[3];
+	size_t		 idlen, hlen, room, clen, zin;
 	uint32_t	 raw_len, crc;
 	enum wire_err	 err;
+	int		 npiece;
 
 	buf_reset(out);
 	if (wire_client_id_valid(a->client_id) == -1)
 		return WIRE_ECLIENT;
-	if (a->codec != WIRE_CODEC_NONE && a->codec != WIRE_CODEC_ZLIB)
+	if (a->codec != WIRE_CODEC_NONE && a->codec != WIRE_CODEC_ZLIB &&
+	    a->codec != WIRE_CODEC_NFPACK)
 		return WIRE_ECODEC;
-	if (a->codec == WIRE_CODEC_ZLIB &&
+	if (a->codec != WIRE_CODEC_NONE &&
 	    (a->zlevel < Z_DEFAULT_COMPRESSION || a->zlevel > 9))
 		return WIRE_ECODEC;
 	if ((a->flags & ~WIRE_FLAGS_KNOWN) != 0)
@@ -300,20 +306,47 @@ wire_seal(const struct wire_seal_args *a, struct buf *out)
 	if (a->entries_len > 0)
 		crc = (uint32_t)crc32(crc, a->entries, (uInt)a->entries_len);
 
+	/* What deflate reads: the content as is, or its nfpack transform. */
+	piece[0] = hl;
+	plen[0] = 4;
+	piece[1] = a->health;
+	plen[1] = a->health_len;
+	piece[2] = a->entries;
+	plen[2] = a->entries_len;
+	npiece = 3;
+	zin = raw_len;
+	if (a->codec == WIRE_CODEC_NFPACK) {
+		size_t	 bound = nfpack_bound(raw_len);
+
+		if (bound == 0 || (packed = malloc(bound)) == NULL)
+			return WIRE_ENOMEM;
+		if (nfpack_encode(a->health, a->health_len, a->entries,
+		    a->entries_len, packed, bound, &zin) == -1) {
+			err = WIRE_EENTRY;
+			goto out;
+		}
+		piece[0] = packed;
+		plen[0] = zin;
+		npiece = 1;
+	}
+
 	/* Room for the body: what the codec may need, capped by the ceiling. */
 	idlen = strlen(a->client_id);
 	hlen = WIRE_HEADER_FIXED + idlen;
+	err = WIRE_ETOOBIG;
 	if (out->max < hlen + WIRE_TAG_LEN + 1)
-		return WIRE_ETOOBIG;
+		goto out;
 	room = out->max - hlen - WIRE_TAG_LEN;
 	if (a->codec == WIRE_CODEC_NONE) {
 		if (raw_len > room)
-			return WIRE_ETOOBIG;
+			goto out;
 		room = raw_len;
-	} else if (deflateBound(NULL, raw_len) < room)
-		room = deflateBound(NULL, raw_len);
-	if (buf_reserve(out, hlen + room + WIRE_TAG_LEN) == -1)
-		return WIRE_ENOMEM;
+	} else if (deflateBound(NULL, zin) < room)
+		room = deflateBound(NULL, zin);
+	if (buf_reserve(out, hlen + room + WIRE_TAG_LEN) == -1) {
+		err = WIRE_ENOMEM;
+		goto out;
+	}
 	body = out->data + hlen;
 
 	if (a->codec == WIRE_CODEC_NONE) {
@@ -322,15 +355,17 @@ wire_seal(const struct wire_seal_args *a, struct buf *out)
 		wcur_bytes(&w, a->health, a->health_len);
 		wcur_bytes(&w, a->entries, a->entries_len);
 		if (w.err)
-			return WIRE_ETOOBIG;
+			goto out;
 		clen = raw_len;
 	} else {
 		clen = room;
-		if ((err = wire_deflate(a, hl, body, &clen)) != WIRE_OK)
-			return err;
+		if ((err = wire_deflate(a->zlevel, piece, plen, npiece, body,
+		    &clen)) != WIRE_OK)
+			goto out;
 	}
+	err = WIRE_ETOOBIG;
 	if (clen > UINT32_MAX - WIRE_TAG_LEN)
-		return WIRE_ETOOBIG;
+		goto out;
 
 	randombytes_buf(nonce, sizeof(nonce));
 	wcur_init(&w, out->data, hlen);
@@ -349,7 +384,7 @@ wire_seal(const struct wire_seal_args *a, struct buf *out)
 	wcur_u8(&w, (uint8_t)idlen);
 	wcur_bytes(&w, a->client_id, idlen);
 	if (w.err || w.left != 0)
-		return WIRE_ETOOBIG;
+		goto out;
 
 	/* The whole clear header is the associated data. */
 	wire_subkey(bkey, a->key, WIRE_KDF_BATCH_ID, WIRE_KDF_BATCH_CTX);
@@ -357,7 +392,13 @@ wire_seal(const struct wire_seal_args *a, struct buf *out)
 	    body + clen, NULL, body, clen, out->data, hlen, NULL, nonce, bkey);
 	sodium_memzero(bkey, sizeof(bkey));
 	out->len = hlen + clen + WIRE_TAG_LEN;
-	return WIRE_OK;
+	err = WIRE_OK;
+out:
+	if (packed != NULL) {
+		sodium_memzero(packed, nfpack_bound(raw_len));
+		free(packed);
+	}
+	return err;
 }
 
 /*
@@ -396,7 +437,8 @@ wire_parse_header(const uint8_t *data, size_t len, struct wire_header *h)
 		return WIRE_EMAGIC;
 	if (h->version != WIRE_VERSION)
 		return WIRE_EVERSION;
-	if (h->codec != WIRE_CODEC_NONE && h->codec != WIRE_CODEC_ZLIB)
+	if (h->codec != WIRE_CODEC_NONE && h->codec != WIRE_CODEC_ZLIB &&
+	    h->codec != WIRE_CODEC_NFPACK)
 		return WIRE_ECODEC;
 	if (h->aead != WIRE_AEAD_XCHACHA20POLY1305)
 		return WIRE_ECODEC;
@@ -443,13 +485,14 @@ wire_tag(const uint8_t *data, size_t len)
 }
 
 /*
- * Inflates exactly raw_len bytes from src into dst.  The output space is
- * raw_len and no more, so a stream that would expand further (a deflate
- * bomb) stops there and fails; so does one that ends early or has bytes
- * after its end.
+ * Inflates src into dst, at most `cap` bytes; the size goes to *got.  The
+ * output space is `cap` and no more, so a stream that would expand further
+ * (a deflate bomb) stops there and fails; so does one that is cut short or
+ * has bytes after its end.
  */
 static enum wire_err
-wire_inflate(const uint8_t *src, size_t slen, uint8_t *dst, uint32_t raw_len)
+wire_inflate(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap,
+    size_t *got)
 {
 	z_stream	 zs;
 	enum wire_err	 err = WIRE_EINFLATE;
@@ -462,14 +505,43 @@ wire_inflate(const uint8_t *src, size_t slen, uint8_t *dst, uint32_t raw_len)
 	zs.avail_in = (uInt)slen;
 	if ((zr = inflateInit(&zs)) != Z_OK)
 		return zr == Z_MEM_ERROR ? WIRE_ENOMEM : WIRE_EINFLATE;
+	if (cap > UINT_MAX) {
+		inflateEnd(&zs);
+		return WIRE_EINFLATE;
+	}
 	zs.next_out = dst;
-	zs.avail_out = raw_len;
+	zs.avail_out = (uInt)cap;
 	zr = inflate(&zs, Z_FINISH);
 	if (zr == Z_MEM_ERROR)
 		err = WIRE_ENOMEM;
-	else if (zr == Z_STREAM_END && zs.avail_out == 0 && zs.avail_in == 0)
+	else if (zr == Z_STREAM_END && zs.avail_in == 0) {
+		*got = cap - zs.avail_out;
 		err = WIRE_OK;
+	}
 	inflateEnd(&zs);
+	return err;
+}
+
+/*
+ * Codec 2: inflates the transformed stream (never longer than
+ * nfpack_bound(raw_len)) into scratch space, then rebuilds exactly raw_len
+ * bytes of content from it into dst.
+ */
+static enum wire_err
+wire_unpack(const uint8_t *src, size_t slen, uint8_t *dst, uint32_t raw_len)
+{
+	uint8_t		*packed;
+	size_t		 bound = nfpack_bound(raw_len), plen = 0, used = 0;
+	enum wire_err	 err;
+
+	if (bound == 0 || (packed = malloc(bound)) == NULL)
+		return WIRE_ENOMEM;
+	if ((err = wire_inflate(src, slen, packed, bound, &plen)) == WIRE_OK &&
+	    (nfpack_decode(packed, plen, dst, raw_len, &used) == -1 ||
+	    used != raw_len))
+		err = WIRE_EINFLATE;
+	sodium_memzero(packed, bound);
+	free(packed);
 	return err;
 }
 
@@ -481,7 +553,7 @@ wire_open(const uint8_t *data, size_t len, const uint8_t *key,
 	uint8_t		 bkey[WIRE_KEY_LEN];
 	uint8_t		*scratch = NULL, *plain;
 	const uint8_t	*cipher, *tag;
-	size_t		 clen;
+	size_t		 clen, got = 0;
 	enum wire_err	 err;
 	int		 direct = 0;
 
@@ -524,9 +596,17 @@ wire_open(const uint8_t *data, size_t len, const uint8_t *key,
 		}
 		if (h->codec == WIRE_CODEC_NONE)
 			memcpy(raw->data, plain, clen);
-		else if ((err = wire_inflate(plain, clen, raw->data,
-		    h->raw_len)) != WIRE_OK)
+		else if (h->codec == WIRE_CODEC_NFPACK) {
+			if ((err = wire_unpack(plain, clen, raw->data,
+			    h->raw_len)) != WIRE_OK)
+				goto out;
+		} else if ((err = wire_inflate(plain, clen, raw->data,
+		    h->raw_len, &got)) != WIRE_OK)
 			goto out;
+		else if (got != h->raw_len) {
+			err = WIRE_EINFLATE;
+			goto out;
+		}
 	}
 
 	if ((uint32_t)crc32(0L, raw->data, h->raw_len) != h->crc32) {

@@ -37,6 +37,7 @@
 enum wire_codec {
 	WIRE_CODEC_NONE = 0,	/* stored; for tests and tiny batches */
 	WIRE_CODEC_ZLIB = 1,	/* zlib stream (RFC 1950) of the content */
+	WIRE_CODEC_NFPACK = 2,	/* zlib stream of the nfpack transform */
 };
 
 enum wire_aead {
