@@ -33,6 +33,10 @@ static const char *const route_choices[] = {
 	"auto", "configured", "direct", "proxy-connect", "proxy-plain",
 	"proxy-http10", NULL
 };
+/* enum config_codec order */
+static const char *const codec_choices[] = {
+	"zlib", "nfpack", NULL
+};
 /* enum post_http_version order */
 static const char *const http_version_choices[] = {
 	"auto", "1.1", "1.0", NULL
@@ -71,6 +75,9 @@ const struct conf_key config_table[] = {
 	    "when the spool is full: drop-oldest or drop-newest batches" },
 	{ "drop_malformed", CONF_BOOL, O(drop_malformed), 0, 0, "no", NULL,
 	    "drop NetFlow/IPFIX datagrams whose lengths disagree" },
+	{ "codec", CONF_ENUM, O(codec), 0, 0, "nfpack", codec_choices,
+	    "batch compression: zlib, or nfpack (NetFlow v5 columns, then "
+	    "zlib)" },
 	{ "zlib_level", CONF_UINT, O(zlib_level), 0, 9, "6", NULL,
 	    "zlib compression level of batches, 0..9" },
 	{ "ca_file", CONF_STRING, O(ca_file), 0, 0, "", NULL,
@@ -129,6 +136,13 @@ const struct conf_key config_table[] = {
 	    NULL, "kernel capture buffer per interface" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };
+
+int
+config_wire_codec(const struct client_config *c)
+{
+	return c->codec == CONFIG_CODEC_ZLIB ? WIRE_CODEC_ZLIB :
+	    WIRE_CODEC_NFPACK;
+}
 
 size_t
 config_entries_max(const struct client_config *c)

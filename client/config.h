@@ -22,6 +22,11 @@ enum config_spool_full {
 	CONFIG_DROP_NEWEST = 1,
 };
 
+enum config_codec {
+	CONFIG_CODEC_ZLIB = 0,
+	CONFIG_CODEC_NFPACK = 1,
+};
+
 struct client_config {
 	/* keys (conf.h table) */
 	char		*listen;
@@ -36,6 +41,7 @@ struct client_config {
 	uint64_t	 spool_max_age;
 	int		 spool_full;		/* enum config_spool_full */
 	int		 drop_malformed;
+	int		 codec;			/* enum config_codec */
 	uint64_t	 zlib_level;
 	char		*ca_file;
 	char		*pinned_pubkey;
@@ -81,6 +87,8 @@ void	 config_free(struct client_config *c);
 
 /* Ceiling of the entries buffer of one batch: one datagram always fits. */
 size_t	 config_entries_max(const struct client_config *c);
+/* The batch codec (wire.h's enum wire_codec) the `codec` key names. */
+int	 config_wire_codec(const struct client_config *c);
 /* Ceiling of a batch's content after opening (spool verification). */
 size_t	 config_raw_max(const struct client_config *c);
 /* Ceiling of one sealed batch on disk and on the wire. */

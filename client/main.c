@@ -233,6 +233,7 @@ reload(struct client *cl)
 	cur->spool_full = nc->spool_full;
 	cur->drop_malformed = nc->drop_malformed;
 	cur->zlib_level = nc->zlib_level;
+	cur->codec = nc->codec;
 	cur->stats_interval = nc->stats_interval;
 	cur->heartbeat = nc->heartbeat;
 	cur->log_level = nc->log_level;
@@ -241,6 +242,7 @@ reload(struct client *cl)
 	batcher_set_max_age(cl->batcher, cur->batch_max_age);
 	recv_set_drop_malformed(cl->recv, cur->drop_malformed);
 	sealer_set_level(cl->sealer, (int)cur->zlib_level);
+	sealer_set_codec(cl->sealer, config_wire_codec(cur));
 	spool_set_limits(cl->spool, cur->spool_max_bytes, cur->spool_max_age,
 	    cur->spool_full == CONFIG_DROP_NEWEST);
 	sender_params_from(cur, &sp);
@@ -469,6 +471,7 @@ run(struct client *cl)
 		sep.client_id = cfg->client_id;
 		sep.key = cfg->key;
 		sep.zlevel = (int)cfg->zlib_level;
+		sep.codec = config_wire_codec(cfg);
 		sep.sealed_max = config_sealed_max(cfg);
 		sep.notify = cl->sender != NULL ? sender_notify : NULL;
 		sep.notify_arg = cl->sender;

@@ -30,6 +30,7 @@ struct sealer {
 	char		 client_id[WIRE_CLIENT_ID_MAX + 1];
 	uint8_t		 key[WIRE_KEY_LEN];
 	_Atomic int	 zlevel;
+	_Atomic int	 codec;		/* enum wire_codec */
 	void		(*notify)(void *);
 	void		*notify_arg;
 	/*
@@ -75,7 +76,7 @@ sealer_seal(struct sealer *se, const struct batch *bt)
 	a.seq = seq;
 	a.created_us = util_real_us();
 	a.flags = bt == NULL ? WIRE_FLAG_HEARTBEAT : 0;
-	a.codec = WIRE_CODEC_ZLIB;
+	a.codec = (uint8_t)atomic_load(&se->codec);
 	a.zlevel = atomic_load(&se->zlevel);
 	a.health = hlen > 0 ? hblock : NULL;
 	a.health_len = hlen;
@@ -85,7 +86,16 @@ sealer_seal(struct sealer *se, const struct batch *bt)
 	}
 	a.count = count;
 	a.key = se->key;
-	if ((we = wire_seal(&a, &se->out)) != WIRE_OK) {
+	we = wire_seal(&a, &se->out);
+	/*
+	 * The transform adds a byte per datagram before deflate: content
+	 * that does not compress at all may fit the ceiling only as codec 1.
+	 */
+	if (we == WIRE_ETOOBIG && a.codec == WIRE_CODEC_NFPACK) {
+		a.codec = WIRE_CODEC_ZLIB;
+		we = wire_seal(&a, &se->out);
+	}
+	if (we != WIRE_OK) {
 		STATS_INC(spool_dropped_batches);
 		STATS_ADD(spool_dropped_datagrams, count);
 		log_limited(&lim, 10, LOGL_ERROR, "sealer: cannot seal batch "
@@ -144,6 +154,8 @@ sealer_start(struct sealer **out, struct batcher *b, struct spool *s,
 		goto fail;
 	memcpy(se->key, p->key, WIRE_KEY_LEN);
 	atomic_init(&se->zlevel, p->zlevel);
+	atomic_init(&se->codec, p->codec == WIRE_CODEC_NONE ? WIRE_CODEC_ZLIB :
+	    p->codec);
 	se->notify = p->notify;
 	se->notify_arg = p->notify_arg;
 	if (buf_init(&se->out, p->sealed_max, p->sealed_max) == -1)
@@ -170,6 +182,12 @@ void
 sealer_set_level(struct sealer *se, int zlevel)
 {
 	atomic_store(&se->zlevel, zlevel);
+}
+
+void
+sealer_set_codec(struct sealer *se, int codec)
+{
+	atomic_store(&se->codec, codec);
 }
 
 int

@@ -17,6 +17,7 @@ struct sealer_params {
 	const char	*client_id;
 	const uint8_t	*key;		/* WIRE_KEY_LEN bytes, copied */
 	int		 zlevel;
+	int		 codec;		/* enum wire_codec; 0 means zlib */
 	size_t		 sealed_max;	/* ceiling of one sealed batch */
 	void		(*notify)(void *arg);	/* a batch was spooled */
 	void		*notify_arg;
@@ -26,6 +27,8 @@ int	 sealer_start(struct sealer **out, struct batcher *b, struct spool *s,
 	    const struct sealer_params *p);
 /* A new compression level for the next batches (reload). */
 void	 sealer_set_level(struct sealer *se, int zlevel);
+/* A new codec (enum wire_codec) for the next batches (reload). */
+void	 sealer_set_codec(struct sealer *se, int codec);
 /*
  * Seals and spools a heartbeat: a batch with the HEARTBEAT flag, no
  * datagrams and only a health block.  Any thread may call it while the

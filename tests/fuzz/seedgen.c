@@ -6,7 +6,7 @@
  * EXPORTS_DIR is tests/data/exports: NetFlow/IPFIX datagrams are taken
  * from its pcaps (Apache-2.0 logstash and graylog captures only).
  * SEEDS_DIR gets one directory per target (wire, nf, conf, ingest,
- * health) of small valid inputs.  Batches are sealed with fuzzlib's sealer, whose
+ * health, nfpack) of small valid inputs.  Batches are sealed with fuzzlib's sealer, whose
  * nonce is derived from the header, so running the generator again writes
  * the same bytes.
  */
@@ -22,6 +22,7 @@
 #include "bytes.h"
 #include "fuzzlib.h"
 #include "health.h"
+#include "nfpack.h"
 #include "util.h"
 #include "wire.h"
 
@@ -399,6 +400,43 @@ seeds_health(void)
 	write_seed("health", "block-empty", b, len);
 }
 
+/*
+ * nfpack: transformed streams of a v5 + v9 + IPFIX content and of a v5-only
+ * one (decoded as streams), and the raw bytes of a v5 datagram (material
+ * for the encoder's entries).
+ */
+static void
+seeds_nfpack(void)
+{
+	struct dgram	*d;
+	struct buf	 content;
+	uint8_t		*packed;
+	size_t		 bound, plen, hl;
+
+	if ((d = calloc(3, sizeof(*d))) == NULL)
+		die("out of memory");
+	pcap_dgrams("graylog__netflow5.pcap", &d[0], 1);
+	pcap_dgrams("logstash__netflow9_test_valid01.pcap", &d[1], 1);
+	pcap_dgrams("logstash__ipfix.pcap", &d[2], 1);
+	for (int k = 0; k < 2; k++) {
+		size_t n = k == 0 ? 3 : 1;
+
+		build_content(&content, d, n);
+		hl = (size_t)content.data[3];
+		bound = nfpack_bound(content.len);
+		if ((packed = malloc(bound)) == NULL ||
+		    nfpack_encode(content.data + 4, hl, content.data + 4 + hl,
+		    content.len - 4 - hl, packed, bound, &plen) == -1)
+			die("nfpack_encode failed");
+		write_seed("nfpack", k == 0 ? "stream-mixed" : "stream-v5",
+		    packed, plen);
+		free(packed);
+		buf_free(&content);
+	}
+	write_seed("nfpack", "datagram-v5", d[0].data, d[0].len);
+	free(d);
+}
+
 static void
 seeds_conf(void)
 {
@@ -450,5 +488,6 @@ main(int argc, char **argv)
 	seeds_wire_ingest();
 	seeds_conf();
 	seeds_health();
+	seeds_nfpack();
 	return 0;
 }
