@@ -34,6 +34,7 @@
 #include "batcher.h"
 #include "config.h"
 #include "pcap_input.h"
+#include "seqtrack.h"
 #include "pktdecode.h"
 #include "reasm.h"
 #include "stats.h"
@@ -587,6 +588,8 @@ deliver(struct pcap_src *s, const struct pktdecode_udp *u, uint64_t ts_us)
 	e.dst_port = u->dst_port;
 	e.len = (uint16_t)u->len;	/* a UDP length leaves at most 65527 */
 	e.payload = u->payload;
+	if (info.why == NULL)
+		seqtrack_note(&e, &info);	/* loss before the capture */
 	if (pi->is_job)
 		job_add(s, &e);
 	else

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -506,7 +507,12 @@ seqtrack_get(const struct seqtrack *st, struct seqtrack_counts *c)
 /* ------------------------------------------------------------------ */
 /* The receive path's tracker */
 
+/*
+ * One tracker for every input: the UDP receive loop and each pcap thread
+ * note into it, so it is locked (uncontended but for live captures).
+ */
 static struct seqtrack	*seqtrack_rx;
+static pthread_mutex_t	 seqtrack_rx_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void
 seqtrack_note(const struct wire_entry *e, const struct nf_info *info)
@@ -517,10 +523,14 @@ seqtrack_note(const struct wire_entry *e, const struct nf_info *info)
 	struct sockaddr_storage	 ss;
 	char			 from[64];
 
-	if (seqtrack_rx == NULL && (seqtrack_rx = seqtrack_new(0)) == NULL)
+	pthread_mutex_lock(&seqtrack_rx_mu);
+	if (seqtrack_rx == NULL && (seqtrack_rx = seqtrack_new(0)) == NULL) {
+		pthread_mutex_unlock(&seqtrack_rx_mu);
 		return;
+	}
 	seqtrack_observe(seqtrack_rx, e, info, &r);
 	seqtrack_get(seqtrack_rx, &c);
+	pthread_mutex_unlock(&seqtrack_rx_mu);
 	STATS_SET(upstream_exporters, c.exporters);
 	STATS_SET(upstream_gaps, c.gaps);
 	STATS_SET(upstream_lost_records, c.lost_records);
