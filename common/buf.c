@@ -5,6 +5,7 @@
  * overall, but a growth step is clamped to `max`: a buffer never holds more
  * than its ceiling, even transiently.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,4 +82,39 @@ buf_free(struct buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+}
+
+int
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list	 aq;
+	size_t	 room;
+	int	 n;
+
+	/* Most lines fit in 256 bytes; a longer one is formatted again. */
+	for (room = 256;; room *= 2) {
+		if (buf_reserve(b, room) == -1)
+			return -1;
+		va_copy(aq, ap);
+		n = vsnprintf((char *)b->data + b->len, room, fmt, aq);
+		va_end(aq);
+		if (n < 0)
+			return -1;
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return 0;
+		}
+	}
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 rc;
+
+	va_start(ap, fmt);
+	rc = buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rc;
 }

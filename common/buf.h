@@ -8,6 +8,7 @@
 #ifndef FLOWPOST_BUF_H
 #define FLOWPOST_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,10 @@ int	 buf_init(struct buf *b, size_t initial, size_t max);
 /* Makes room for `extra` more bytes after `len`; -1 if over `max` or OOM. */
 int	 buf_reserve(struct buf *b, size_t extra);
 int	 buf_append(struct buf *b, const void *data, size_t len);
+/* Appends formatted text (no NUL counted in len); -1 if over `max`. */
+int	 buf_printf(struct buf *b, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	 buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 void	 buf_reset(struct buf *b);
 void	 buf_free(struct buf *b);
 

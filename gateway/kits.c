@@ -298,28 +298,13 @@ static void
 kits_printf(struct buf *b, int *err, const char *fmt, ...)
 {
 	va_list	 ap;
-	size_t	 room;
-	int	 n;
 
 	if (*err)
 		return;
-	for (room = 256;; room *= 2) {
-		if (buf_reserve(b, room) == -1) {
-			*err = 1;
-			return;
-		}
-		va_start(ap, fmt);
-		n = vsnprintf((char *)b->data + b->len, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			*err = 1;
-			return;
-		}
-		if ((size_t)n < room) {
-			b->len += (size_t)n;
-			return;
-		}
-	}
+	va_start(ap, fmt);
+	if (buf_vprintf(b, fmt, ap) == -1)
+		*err = 1;
+	va_end(ap);
 }
 
 /* Microseconds as seconds with three decimals. */

@@ -45,28 +45,13 @@ static void
 metrics_printf(struct metrics_out *o, const char *fmt, ...)
 {
 	va_list	 ap;
-	size_t	 room;
-	int	 n;
 
 	if (o->err)
 		return;
-	for (room = 256;; room *= 2) {
-		if (buf_reserve(o->b, room) == -1) {
-			o->err = 1;
-			return;
-		}
-		va_start(ap, fmt);
-		n = vsnprintf((char *)o->b->data + o->b->len, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			o->err = 1;
-			return;
-		}
-		if ((size_t)n < room) {
-			o->b->len += (size_t)n;
-			return;
-		}
-	}
+	va_start(ap, fmt);
+	if (buf_vprintf(o->b, fmt, ap) == -1)
+		o->err = 1;
+	va_end(ap);
 }
 
 static void

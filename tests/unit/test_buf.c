@@ -144,5 +144,26 @@ test_reserve_never_over_max(void)
 	buf_free(&b);
 }
 
+/* Formatted appends: long lines grow the buffer, the ceiling still holds. */
+static void
+test_printf(void)
+{
+	struct buf	 b;
+	char		 big[1000];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(buf_init(&b, 0, 1500) == 0);
+	CHECK(buf_printf(&b, "a=%d ", 42) == 0);
+	CHECK_EQ_U64(b.len, 5);
+	CHECK(memcmp(b.data, "a=42 ", 5) == 0);
+	CHECK(buf_printf(&b, "%s", big) == 0);	/* longer than 256 */
+	CHECK_EQ_U64(b.len, 5 + 999);
+	CHECK(b.data[5] == 'x' && b.data[5 + 998] == 'x');
+	CHECK(buf_printf(&b, "%s", big) == -1);	/* over the ceiling */
+	CHECK_EQ_U64(b.len, 5 + 999);		/* nothing half-written */
+	buf_free(&b);
+}
+
 TEST_MAIN(test_init, test_append_grows_and_keeps_bytes, test_geometric_growth,
-    test_ceiling, test_reserve_never_over_max)
+    test_ceiling, test_reserve_never_over_max, test_printf)
