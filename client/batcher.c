@@ -24,6 +24,8 @@ struct batcher {
 	size_t		 npool;
 	struct batch	*free;		/* stack of unused buffers */
 	struct batch	*head, *tail;	/* closed batches, oldest first */
+	size_t		 nqueued;	/* batches between head and tail */
+	uint64_t	 next_ticket;	/* batcher_take() numbers them */
 	int		 finished;
 
 	/* receive thread only */
@@ -139,6 +141,7 @@ batcher_close_open(struct batcher *b, struct batch **openp)
 		else
 			b->head = bt;
 		b->tail = bt;
+		b->nqueued++;
 		pthread_cond_signal(&b->cv);
 	}
 	pthread_mutex_unlock(&b->mu);
@@ -303,10 +306,23 @@ batcher_take(struct batcher *b, struct batch **out)
 		if (b->head == NULL)
 			b->tail = NULL;
 		bt->next = NULL;
+		bt->ticket = b->next_ticket++;
+		b->nqueued--;
 	}
 	pthread_mutex_unlock(&b->mu);
 	*out = bt;
 	return bt != NULL ? 1 : 0;
+}
+
+size_t
+batcher_queued(struct batcher *b)
+{
+	size_t	 n;
+
+	pthread_mutex_lock(&b->mu);
+	n = b->nqueued;
+	pthread_mutex_unlock(&b->mu);
+	return n;
 }
 
 void

@@ -30,6 +30,7 @@ struct batch {
 	struct buf	 entries;	/* wire_entry_append() records */
 	uint32_t	 count;
 	int64_t		 first_ns;	/* monotonic time of the first entry */
+	uint64_t	 ticket;	/* batcher_take() order, from 0 */
 	struct batch	*next;		/* queue link */
 };
 
@@ -89,10 +90,13 @@ void	 batcher_lane_tick(struct batcher_lane *l, int64_t now_ns);
 void	 batcher_lane_flush(struct batcher_lane *l);
 
 /*
- * Sealer thread: waits for a closed batch.  Returns 1 with *out set, or 0
- * once batcher_finish() was called and the queue is empty.
+ * Sealer threads: waits for a closed batch.  Returns 1 with *out set, or 0
+ * once batcher_finish() was called and the queue is empty.  Batches come
+ * out in the order they closed, numbered by their `ticket`.
  */
 int	 batcher_take(struct batcher *b, struct batch **out);
+/* Closed batches waiting for a sealer thread. */
+size_t	 batcher_queued(struct batcher *b);
 /* Sealer thread: gives a buffer back to the pool. */
 void	 batcher_release(struct batcher *b, struct batch *bt);
 

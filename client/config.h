@@ -43,6 +43,8 @@ struct client_config {
 	int		 drop_malformed;
 	int		 codec;			/* enum config_codec */
 	uint64_t	 zlib_level;
+	uint64_t	 zlib_level_busy;
+	uint64_t	 seal_threads;
 	char		*ca_file;
 	char		*pinned_pubkey;
 	int		 route;			/* route.h: ROUTE_AUTO, 1 + way */

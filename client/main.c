@@ -204,6 +204,7 @@ reload(struct client *cl)
 	NEEDS_RESTART(cur->batch_max_bytes != nc->batch_max_bytes,
 	    "batch_max_bytes");
 	NEEDS_RESTART(cur->rcvbuf != nc->rcvbuf, "rcvbuf");
+	NEEDS_RESTART(cur->seal_threads != nc->seal_threads, "seal_threads");
 	NEEDS_RESTART(cur->syslog != nc->syslog, "syslog");
 	NEEDS_RESTART(str_changed(cur->input, nc->input) ||
 	    str_changed(cur->pcap_filter, nc->pcap_filter) ||
@@ -233,6 +234,7 @@ reload(struct client *cl)
 	cur->spool_full = nc->spool_full;
 	cur->drop_malformed = nc->drop_malformed;
 	cur->zlib_level = nc->zlib_level;
+	cur->zlib_level_busy = nc->zlib_level_busy;
 	cur->codec = nc->codec;
 	cur->stats_interval = nc->stats_interval;
 	cur->heartbeat = nc->heartbeat;
@@ -241,7 +243,8 @@ reload(struct client *cl)
 	log_set_level(effective_level(cur->log_level, cl->verbose));
 	batcher_set_max_age(cl->batcher, cur->batch_max_age);
 	recv_set_drop_malformed(cl->recv, cur->drop_malformed);
-	sealer_set_level(cl->sealer, (int)cur->zlib_level);
+	sealer_set_level(cl->sealer, (int)cur->zlib_level,
+	    (int)cur->zlib_level_busy);
 	sealer_set_codec(cl->sealer, config_wire_codec(cur));
 	spool_set_limits(cl->spool, cur->spool_max_bytes, cur->spool_max_age,
 	    cur->spool_full == CONFIG_DROP_NEWEST);
@@ -471,6 +474,8 @@ run(struct client *cl)
 		sep.client_id = cfg->client_id;
 		sep.key = cfg->key;
 		sep.zlevel = (int)cfg->zlib_level;
+		sep.zlevel_busy = (int)cfg->zlib_level_busy;
+		sep.threads = (int)cfg->seal_threads;
 		sep.codec = config_wire_codec(cfg);
 		sep.sealed_max = config_sealed_max(cfg);
 		sep.notify = cl->sender != NULL ? sender_notify : NULL;

@@ -1,7 +1,8 @@
 /*
- * sealer.h: the sealer thread.  It takes closed batches from the batcher,
- * gives each the next sequence number, seals it (zlib + AEAD) and writes it
- * to the spool, then wakes the sender.
+ * sealer.h: the sealer threads.  They take closed batches from the batcher,
+ * compress them side by side, then in the order the batches closed give
+ * each the next sequence number, seal it (AEAD) and write it to the spool,
+ * then wake the sender.
  */
 #ifndef FLOWPOST_CLIENT_SEALER_H
 #define FLOWPOST_CLIENT_SEALER_H
@@ -17,6 +18,8 @@ struct sealer_params {
 	const char	*client_id;
 	const uint8_t	*key;		/* WIRE_KEY_LEN bytes, copied */
 	int		 zlevel;
+	int		 zlevel_busy;	/* while batches wait for a thread */
+	int		 threads;	/* 1..8 */
 	int		 codec;		/* enum wire_codec; 0 means zlib */
 	size_t		 sealed_max;	/* ceiling of one sealed batch */
 	void		(*notify)(void *arg);	/* a batch was spooled */
@@ -25,8 +28,8 @@ struct sealer_params {
 
 int	 sealer_start(struct sealer **out, struct batcher *b, struct spool *s,
 	    const struct sealer_params *p);
-/* A new compression level for the next batches (reload). */
-void	 sealer_set_level(struct sealer *se, int zlevel);
+/* New compression levels for the next batches (reload). */
+void	 sealer_set_level(struct sealer *se, int zlevel, int zlevel_busy);
 /* A new codec (enum wire_codec) for the next batches (reload). */
 void	 sealer_set_codec(struct sealer *se, int codec);
 /*
@@ -36,9 +39,9 @@ void	 sealer_set_codec(struct sealer *se, int codec);
  */
 int	 sealer_heartbeat(struct sealer *se);
 /*
- * After batcher_finish(): waits up to `timeout_s` for the thread to seal
- * and spool everything queued.  -1 if it did not finish in time (the
- * thread is then left running and the sealer must not be freed).
+ * After batcher_finish(): waits up to `timeout_s` for the threads to seal
+ * and spool everything queued.  -1 if they did not finish in time (they
+ * are then left running and the sealer must not be freed).
  */
 int	 sealer_join(struct sealer *se, int timeout_s);
 void	 sealer_free(struct sealer *se);

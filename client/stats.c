@@ -40,6 +40,7 @@ static const struct {
 	{ "dropped_truncated",		&stats_now.dropped_truncated },
 	{ "dropped_backpressure",	&stats_now.dropped_backpressure },
 	{ "batches_sealed",		&stats_now.batches_sealed },
+	{ "batches_sealed_busy",	&stats_now.batches_sealed_busy },
 	{ "datagrams_sealed",		&stats_now.datagrams_sealed },
 	{ "spool_dropped_batches",	&stats_now.spool_dropped_batches },
 	{ "spool_dropped_datagrams",	&stats_now.spool_dropped_datagrams },

@@ -28,6 +28,7 @@ struct stats {
 	_Atomic uint64_t	dropped_backpressure;
 	/* sealer and spool */
 	_Atomic uint64_t	batches_sealed;
+	_Atomic uint64_t	batches_sealed_busy;	/* at zlib_level_busy */
 	_Atomic uint64_t	datagrams_sealed;
 	_Atomic uint64_t	spool_dropped_batches;
 	_Atomic uint64_t	spool_dropped_datagrams;

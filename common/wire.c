@@ -255,8 +255,51 @@ out:
 enum wire_err
 wire_seal(const struct wire_seal_args *a, struct buf *out)
 {
+	enum wire_err	 err;
+
+	if ((err = wire_seal_prepare(a, out)) != WIRE_OK)
+		return err;
+	return wire_seal_finish(out, a->seq, a->key);
+}
+
+/* Where wire_seal_finish() patches a prepared header. */
+#define WIRE_OFF_SEQ	8
+#define WIRE_OFF_NONCE	40
+#define WIRE_OFF_IDLEN	(WIRE_HEADER_FIXED - 1)
+
+enum wire_err
+wire_seal_finish(struct buf *out, uint64_t seq, const uint8_t *key)
+{
 	struct wcur	 w;
 	uint8_t		 bkey[WIRE_KEY_LEN];
+	uint8_t		 nonce[WIRE_NONCE_LEN];
+	size_t		 hlen, clen;
+
+	if (out->len < WIRE_HEADER_FIXED)
+		return WIRE_ETRUNC;
+	hlen = WIRE_HEADER_FIXED + out->data[WIRE_OFF_IDLEN];
+	if (out->len < hlen + WIRE_TAG_LEN)
+		return WIRE_ETRUNC;
+	clen = out->len - hlen - WIRE_TAG_LEN;
+
+	randombytes_buf(nonce, sizeof(nonce));
+	wcur_init(&w, out->data + WIRE_OFF_SEQ, 8);
+	wcur_u64(&w, seq);
+	memcpy(out->data + WIRE_OFF_NONCE, nonce, sizeof(nonce));
+
+	/* The whole clear header is the associated data. */
+	wire_subkey(bkey, key, WIRE_KDF_BATCH_ID, WIRE_KDF_BATCH_CTX);
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out->data + hlen,
+	    out->data + hlen + clen, NULL, out->data + hlen, clen, out->data,
+	    hlen, NULL, nonce, bkey);
+	sodium_memzero(bkey, sizeof(bkey));
+	return WIRE_OK;
+}
+
+enum wire_err
+wire_seal_prepare(const struct wire_seal_args *a, struct buf *out)
+{
+	struct wcur	 w;
 	uint8_t		 nonce[WIRE_NONCE_LEN];
 	uint8_t		 hl[4];
 	uint8_t		*body, *packed = NULL;
@@ -367,7 +410,8 @@ wire_seal(const struct wire_seal_args *a, struct buf *out)
 	if (clen > UINT32_MAX - WIRE_TAG_LEN)
 		goto out;
 
-	randombytes_buf(nonce, sizeof(nonce));
+	/* wire_seal_finish() draws the nonce and encrypts */
+	memset(nonce, 0, sizeof(nonce));
 	wcur_init(&w, out->data, hlen);
 	wcur_bytes(&w, WIRE_MAGIC, 4);
 	wcur_u8(&w, WIRE_VERSION);
@@ -385,12 +429,6 @@ wire_seal(const struct wire_seal_args *a, struct buf *out)
 	wcur_bytes(&w, a->client_id, idlen);
 	if (w.err || w.left != 0)
 		goto out;
-
-	/* The whole clear header is the associated data. */
-	wire_subkey(bkey, a->key, WIRE_KDF_BATCH_ID, WIRE_KDF_BATCH_CTX);
-	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(body,
-	    body + clen, NULL, body, clen, out->data, hlen, NULL, nonce, bkey);
-	sodium_memzero(bkey, sizeof(bkey));
 	out->len = hlen + clen + WIRE_TAG_LEN;
 	err = WIRE_OK;
 out:

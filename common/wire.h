@@ -128,6 +128,18 @@ struct wire_seal_args {
  * bounds the result.  A random nonce is drawn from libsodium.
  */
 enum wire_err	 wire_seal(const struct wire_seal_args *a, struct buf *out);
+/*
+ * wire_seal() in two steps, for sealers that compress batches in parallel
+ * but must number them in order: wire_seal_prepare() does the costly part
+ * (transform, deflate, header with a->seq as a placeholder) and leaves the
+ * body in clear; wire_seal_finish() writes the final sequence number and a
+ * fresh nonce into the header and encrypts the body in place.  A prepared
+ * batch must be finished before anything else uses `out`.
+ */
+enum wire_err	 wire_seal_prepare(const struct wire_seal_args *a,
+		    struct buf *out);
+enum wire_err	 wire_seal_finish(struct buf *out, uint64_t seq,
+		    const uint8_t *key);
 
 /*
  * Parses and checks the clear header only: magic, version, codec, AEAD,
