@@ -7,9 +7,9 @@
  * PROTOCOL.md 1.2: 32-byte entry header, payload).  They are cut into
  * batches as the client cuts them (a batch closes before the entry that
  * would take it over BATCH_BYTES, 256 KiB by default) and every batch is
- * sealed with codec 1 (zlib) and codec 2 (nfpack + zlib) at zlib levels
- * 1, 6 and 9, each REPEAT times (default 5) to time it.  One line per
- * codec and level:
+ * sealed with codec 1 (zlib), codec 2 (nfpack + zlib) and codec 3
+ * (nfpack3 + zlib) at zlib levels 1, 3, 6 and 9, each REPEAT times
+ * (default 5) to time it.  One line per codec and level:
  *
  *   codec=NAME level=N batches=B entries=E raw=BYTES sealed=BYTES
  *   us_per_batch=T us_per_open=T
@@ -164,13 +164,14 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-	static const int	 levels[] = { 1, 6, 9 };
+	static const int	 levels[] = { 1, 3, 6, 9 };
 	static const struct {
 		const char	*name;
 		int		 codec;
 	} codecs[] = {
 		{ "zlib", WIRE_CODEC_ZLIB },
 		{ "nfpack", WIRE_CODEC_NFPACK },
+		{ "nfpack3", WIRE_CODEC_NFPACK3 },
 	};
 	struct result		 r;
 	uint8_t			*data;

@@ -35,7 +35,7 @@ static const char *const route_choices[] = {
 };
 /* enum config_codec order */
 static const char *const codec_choices[] = {
-	"zlib", "nfpack", NULL
+	"zlib", "nfpack", "nfpack3", NULL
 };
 /* enum post_http_version order */
 static const char *const http_version_choices[] = {
@@ -75,9 +75,10 @@ const struct conf_key config_table[] = {
 	    "when the spool is full: drop-oldest or drop-newest batches" },
 	{ "drop_malformed", CONF_BOOL, O(drop_malformed), 0, 0, "no", NULL,
 	    "drop NetFlow/IPFIX datagrams whose lengths disagree" },
-	{ "codec", CONF_ENUM, O(codec), 0, 0, "nfpack", codec_choices,
-	    "batch compression: zlib, or nfpack (NetFlow v5 columns, then "
-	    "zlib)" },
+	{ "codec", CONF_ENUM, O(codec), 0, 0, "nfpack3", codec_choices,
+	    "batch compression: zlib, nfpack (NetFlow v5 byte columns, then "
+	    "zlib; codec 2) or nfpack3 (NetFlow v5 field coding, then zlib; "
+	    "codec 3)" },
 	{ "zlib_level", CONF_UINT, O(zlib_level), 0, 9, "6", NULL,
 	    "zlib compression level of batches, 0..9" },
 	{ "zlib_level_busy", CONF_UINT, O(zlib_level_busy), 0, 9, "1", NULL,
@@ -145,8 +146,14 @@ const struct conf_key config_table[] = {
 int
 config_wire_codec(const struct client_config *c)
 {
-	return c->codec == CONFIG_CODEC_ZLIB ? WIRE_CODEC_ZLIB :
-	    WIRE_CODEC_NFPACK;
+	switch (c->codec) {
+	case CONFIG_CODEC_ZLIB:
+		return WIRE_CODEC_ZLIB;
+	case CONFIG_CODEC_NFPACK:
+		return WIRE_CODEC_NFPACK;
+	default:
+		return WIRE_CODEC_NFPACK3;
+	}
 }
 
 size_t

@@ -25,6 +25,7 @@ enum config_spool_full {
 enum config_codec {
 	CONFIG_CODEC_ZLIB = 0,
 	CONFIG_CODEC_NFPACK = 1,
+	CONFIG_CODEC_NFPACK3 = 2,
 };
 
 struct client_config {

@@ -17,6 +17,7 @@
 
 #include "bytes.h"
 #include "nfpack.h"
+#include "nfpack3.h"
 #include "wire.h"
 
 #define WIRE_KDF_BATCH_CTX	"fpbatch_"
@@ -306,7 +307,7 @@ wire_seal_prepare(const struct wire_seal_args *a, struct buf *out)
 	const uint8_t	*piece[3];
 	uint64_t	 raw64;
 	size_t		 plen[3];
-	size_t		 idlen, hlen, room, clen, zin;
+	size_t		 idlen, hlen, room, clen, zin, pbound = 0;
 	uint32_t	 raw_len, crc;
 	enum wire_err	 err;
 	int		 npiece;
@@ -315,7 +316,7 @@ wire_seal_prepare(const struct wire_seal_args *a, struct buf *out)
 	if (wire_client_id_valid(a->client_id) == -1)
 		return WIRE_ECLIENT;
 	if (a->codec != WIRE_CODEC_NONE && a->codec != WIRE_CODEC_ZLIB &&
-	    a->codec != WIRE_CODEC_NFPACK)
+	    a->codec != WIRE_CODEC_NFPACK && a->codec != WIRE_CODEC_NFPACK3)
 		return WIRE_ECODEC;
 	if (a->codec != WIRE_CODEC_NONE &&
 	    (a->zlevel < Z_DEFAULT_COMPRESSION || a->zlevel > 9))
@@ -358,13 +359,20 @@ wire_seal_prepare(const struct wire_seal_args *a, struct buf *out)
 	plen[2] = a->entries_len;
 	npiece = 3;
 	zin = raw_len;
-	if (a->codec == WIRE_CODEC_NFPACK) {
-		size_t	 bound = nfpack_bound(raw_len);
+	if (a->codec == WIRE_CODEC_NFPACK || a->codec == WIRE_CODEC_NFPACK3) {
+		int	 rc;
 
-		if (bound == 0 || (packed = malloc(bound)) == NULL)
+		pbound = a->codec == WIRE_CODEC_NFPACK ? nfpack_bound(raw_len) :
+		    nfpack3_bound(raw_len);
+		if (pbound == 0 || (packed = malloc(pbound)) == NULL)
 			return WIRE_ENOMEM;
-		if (nfpack_encode(a->health, a->health_len, a->entries,
-		    a->entries_len, packed, bound, &zin) == -1) {
+		if (a->codec == WIRE_CODEC_NFPACK)
+			rc = nfpack_encode(a->health, a->health_len,
+			    a->entries, a->entries_len, packed, pbound, &zin);
+		else
+			rc = nfpack3_encode(a->health, a->health_len,
+			    a->entries, a->entries_len, packed, pbound, &zin);
+		if (rc == -1) {
 			err = WIRE_EENTRY;
 			goto out;
 		}
@@ -433,8 +441,18 @@ wire_seal_prepare(const struct wire_seal_args *a, struct buf *out)
 	err = WIRE_OK;
 out:
 	if (packed != NULL) {
-		sodium_memzero(packed, nfpack_bound(raw_len));
+		sodium_memzero(packed, pbound);
 		free(packed);
+	}
+	/*
+	 * The nfpack3 transform can make content that hardly compresses
+	 * longer (a v5 record up to 55 bytes): seal such content as codec 1.
+	 */
+	if (err == WIRE_ETOOBIG && a->codec == WIRE_CODEC_NFPACK3) {
+		struct wire_seal_args	 b = *a;
+
+		b.codec = WIRE_CODEC_ZLIB;
+		return wire_seal_prepare(&b, out);
 	}
 	return err;
 }
@@ -476,7 +494,7 @@ wire_parse_header(const uint8_t *data, size_t len, struct wire_header *h)
 	if (h->version != WIRE_VERSION)
 		return WIRE_EVERSION;
 	if (h->codec != WIRE_CODEC_NONE && h->codec != WIRE_CODEC_ZLIB &&
-	    h->codec != WIRE_CODEC_NFPACK)
+	    h->codec != WIRE_CODEC_NFPACK && h->codec != WIRE_CODEC_NFPACK3)
 		return WIRE_ECODEC;
 	if (h->aead != WIRE_AEAD_XCHACHA20POLY1305)
 		return WIRE_ECODEC;
@@ -561,23 +579,31 @@ wire_inflate(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap,
 }
 
 /*
- * Codec 2: inflates the transformed stream (never longer than
- * nfpack_bound(raw_len)) into scratch space, then rebuilds exactly raw_len
- * bytes of content from it into dst.
+ * Codecs 2 and 3: inflates the transformed stream (never longer than
+ * nfpack_bound() or nfpack3_bound() of raw_len) into scratch space, then
+ * rebuilds exactly raw_len bytes of content from it into dst.
  */
 static enum wire_err
-wire_unpack(const uint8_t *src, size_t slen, uint8_t *dst, uint32_t raw_len)
+wire_unpack(uint8_t codec, const uint8_t *src, size_t slen, uint8_t *dst,
+    uint32_t raw_len)
 {
 	uint8_t		*packed;
-	size_t		 bound = nfpack_bound(raw_len), plen = 0, used = 0;
+	size_t		 bound, plen = 0, used = 0;
 	enum wire_err	 err;
+	int		 rc;
 
+	bound = codec == WIRE_CODEC_NFPACK ? nfpack_bound(raw_len) :
+	    nfpack3_bound(raw_len);
 	if (bound == 0 || (packed = malloc(bound)) == NULL)
 		return WIRE_ENOMEM;
-	if ((err = wire_inflate(src, slen, packed, bound, &plen)) == WIRE_OK &&
-	    (nfpack_decode(packed, plen, dst, raw_len, &used) == -1 ||
-	    used != raw_len))
-		err = WIRE_EINFLATE;
+	if ((err = wire_inflate(src, slen, packed, bound, &plen)) == WIRE_OK) {
+		if (codec == WIRE_CODEC_NFPACK)
+			rc = nfpack_decode(packed, plen, dst, raw_len, &used);
+		else
+			rc = nfpack3_decode(packed, plen, dst, raw_len, &used);
+		if (rc == -1 || used != raw_len)
+			err = WIRE_EINFLATE;
+	}
 	sodium_memzero(packed, bound);
 	free(packed);
 	return err;
@@ -634,9 +660,10 @@ wire_open(const uint8_t *data, size_t len, const uint8_t *key,
 		}
 		if (h->codec == WIRE_CODEC_NONE)
 			memcpy(raw->data, plain, clen);
-		else if (h->codec == WIRE_CODEC_NFPACK) {
-			if ((err = wire_unpack(plain, clen, raw->data,
-			    h->raw_len)) != WIRE_OK)
+		else if (h->codec == WIRE_CODEC_NFPACK ||
+		    h->codec == WIRE_CODEC_NFPACK3) {
+			if ((err = wire_unpack(h->codec, plain, clen,
+			    raw->data, h->raw_len)) != WIRE_OK)
 				goto out;
 		} else if ((err = wire_inflate(plain, clen, raw->data,
 		    h->raw_len, &got)) != WIRE_OK)

