@@ -32,8 +32,27 @@
 #define HTTP_STATUS_MIN		100
 #define HTTP_STATUS_MAX		599
 #define HTTP_PATH_MAX		512
-#define HTTP_MEMORY_LIMIT	(64 * 1024)	/* per connection: headers */
-#define HTTP_BACKLOG		512
+/*
+ * Each connection's libmicrohttpd memory pool: request line, headers, the
+ * read buffer the body passes through (in pieces, into http_req's own
+ * buffer) and the answer's headers.  libmicrohttpd zeroes the whole pool
+ * whenever a keep-alive connection goes on to its next request, so every
+ * open connection keeps all of it resident: pool size x open connections
+ * is the HTTP layer's share of the gateway's memory.  At 64 KiB, 1,000
+ * clients on keep-alive connections (bench/run --only gwload) took the
+ * gateway to 69 MiB peak RSS, over the 64 MiB target; at 16 KiB it is
+ * 16 MiB for the default connection_limit of 1024.  A client's request
+ * headers are about 300 bytes, a few KiB once proxies add theirs, so
+ * 16 KiB leaves room; bodies only need the read buffer in pieces.
+ */
+#define HTTP_MEMORY_LIMIT	(16 * 1024)
+/*
+ * Pending connections the kernel queues for accept(): a restart of the
+ * gateway brings every kit back at once, and a SYN that finds the queue
+ * full is retried only a second later.  The kernel caps it at
+ * net.core.somaxconn (4096 by default since Linux 5.4).
+ */
+#define HTTP_BACKLOG		4096
 #define NS_PER_S		INT64_C(1000000000)
 
 /*
@@ -116,6 +135,27 @@ http_mhd_flags(void)
 	else
 		f |= MHD_USE_POLL;
 	return f;
+}
+
+/*
+ * The batch endpoint waits with poll(), never epoll.  libmicrohttpd's
+ * epoll loop (0.9.75, Debian 12's, and later sources alike) collects events
+ * with repeated epoll_wait() calls of at most 128 events, each allowed to
+ * block until the next connection timeout: when one call returns exactly
+ * 128, the next one sleeps, up to connection_timeout (30 s by default),
+ * while the connections it has just collected wait unserved, and some of
+ * them are then closed as idle.  A worker thread with 128 or more busy
+ * connections meets it: 1,000 clients posting (bench/run --only gwload)
+ * stalled in 4 of 6 runs.  poll() is level-triggered and called once a
+ * round; it costs a pass over the thread's connections per wake-up,
+ * microseconds for the few hundred each thread holds.  (metrics.c
+ * keeps epoll: at most 64 connections never fill 128 events.)
+ */
+static unsigned int
+http_batch_flags(void)
+{
+	return MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+	    MHD_USE_ERROR_LOG | MHD_USE_POLL;
 }
 
 void
@@ -533,7 +573,7 @@ http_start(const struct http_params *p, struct ingest *ig, char *err,
 {
 	struct http		*h;
 	struct MHD_OptionItem	 tls[4];
-	unsigned int		 flags = http_mhd_flags();
+	unsigned int		 flags = http_batch_flags();
 
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		util_snprintf(err, errlen, "http: %s", strerror(errno));

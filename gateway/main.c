@@ -10,6 +10,8 @@
  * TERM/INT stop, HUP reloads the keys file and log level, USR1 logs the
  * counters.
  */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -43,6 +45,7 @@
 #define EXIT_CONFIG	2
 #define DRAIN_EXTRA_S	5	/* beyond connection_timeout */
 #define DRAIN_MAX_S	60
+#define NOFILE_MARGIN	256	/* metrics, collectors, state files, logs */
 
 struct gateway {
 	struct gateway_config	 cfg;
@@ -322,6 +325,49 @@ main_free_tls(struct gateway *gw)
 	gw->tls_cert = NULL;
 }
 
+/*
+ * Every HTTP connection is a file descriptor, and a soft RLIMIT_NOFILE of
+ * 1024 (the usual default) is below connection_limit (1024) plus what the
+ * gateway needs besides: accept() would fail with EMFILE from about 1,000
+ * clients on.  The soft limit is raised as far as needed, within the hard
+ * limit; what is still missing is said once at start.
+ */
+static void
+main_raise_nofile(const struct gateway_config *cfg)
+{
+	struct rlimit	 rl;
+	rlim_t		 need;
+
+	need = (rlim_t)cfg->connection_limit + NOFILE_MARGIN;
+	if (cfg->preserve_source || cfg->source_port_map)
+		need += SRCMAP_SOCKETS_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		log_warn("open files limit: the hard limit %llu is below the "
+		    "%llu that connection_limit %llu needs; connections "
+		    "beyond the limit are not accepted: raise it (ulimit -Hn, "
+		    "LimitNOFILE= in systemd) or lower connection_limit",
+		    (unsigned long long)rl.rlim_max, (unsigned long long)need,
+		    (unsigned long long)cfg->connection_limit);
+		need = rl.rlim_max;
+	}
+	if (need <= rl.rlim_cur)
+		return;
+	log_info("open files limit: raising the soft limit from %llu to %llu "
+	    "for connection_limit %llu", (unsigned long long)rl.rlim_cur,
+	    (unsigned long long)need,
+	    (unsigned long long)cfg->connection_limit);
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("setrlimit(RLIMIT_NOFILE, %llu): %s",
+		    (unsigned long long)need, strerror(errno));
+}
+
 static int
 main_start(struct gateway *gw)
 {
@@ -333,6 +379,7 @@ main_start(struct gateway *gw)
 	struct config_addr	 a;
 	char			 err[CONF_ERR_MAX];
 
+	main_raise_nofile(&gw->cfg);
 	/* Sockets first: the only step that may need root. */
 	if (config_listen_addr(gw->cfg.listen, "listen", &a, err,
 	    sizeof(err)) == -1 || http_listen(&a, &gw->http_fd,
