@@ -26,6 +26,7 @@ import sys
 import tempfile
 
 GEN = SINK = None
+LOAD = GATEWAY = None  # fp-load; flowpost-gateway (FP_GATEWAY, optional)
 
 
 def sink_start(*args):
@@ -252,13 +253,109 @@ def test_gen_refuses_unbounded():
     assert r.returncode == 2 and b"bounded" in r.stderr
 
 
+def free_tcp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_accepts(port, proc, timeout=10):
+    """True once 127.0.0.1:port accepts, False if proc died or time ran
+    out."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def load(*args, timeout=60):
+    r = subprocess.run([LOAD] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    out = r.stdout.decode().strip().splitlines()
+    return r.returncode, (json.loads(out[-1]) if out else None), r.stderr
+
+
+def test_load_against_gateway():
+    """fp-load: 20 clients, each its own key, address and keep-alive
+    connection, 2 batches each, all acknowledged, every datagram at the
+    collector; a gateway that refuses (unknown client ids: 403) makes
+    it exit 1; a bad option exits 2."""
+    rc, _, err = load("--clients", "0", "--write-keys", "/dev/null")
+    assert rc == 2, err
+    if not GATEWAY:
+        print("     (no FP_GATEWAY: fp-load against a gateway skipped)")
+        return
+    n, k, d = 20, 2, 3
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = os.path.join(tmp, "keys")
+        others = os.path.join(tmp, "others")
+        rc, j, err = load("--write-keys", keys, "--clients", str(n))
+        assert rc == 0 and j["keys_written"] == n, err
+        assert oct(os.stat(keys).st_mode & 0o777) == "0o600"
+        rc, _, err = load("--write-keys", others, "--clients", "3",
+                          "--id-prefix", "stranger")
+        assert rc == 0, err
+        sink, sport = sink_start("--expect", str(n * k * d), "--linger",
+                                 "0.5", "--idle", "10", "--timeout", "60")
+        gport = free_tcp_port()
+        conf = os.path.join(tmp, "gw.conf")
+        with open(conf, "w") as f:
+            f.write("[gateway]\nlisten = 127.0.0.1:%d\n"
+                    "collector = 127.0.0.1:%d\nstate_dir = %s\n"
+                    "keys_file = %s\nmetrics_listen = none\n"
+                    "stats_interval = 0\nlog_level = warn\n"
+                    % (gport, sport, os.path.join(tmp, "state"), keys))
+        gw = subprocess.Popen([GATEWAY, "-c", conf],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+        try:
+            assert wait_accepts(gport, gw), "gateway did not start"
+            dest = "127.0.0.1:%d" % gport
+            rc, j, err = load("--gateway", dest, "--keys", keys,
+                              "--clients", str(n), "--batches", str(k),
+                              "--datagrams", str(d), "--timeout", "30")
+            assert rc == 0, (j, err)
+            assert j["ok"] == n * k and j["failed"] == 0, j
+            assert j["not_made"] == 0 and j["ack_new"] == n * k, j
+            assert j["peak_open"] == n and j["open_at_end"] == n, j
+            assert j["statuses"] == {"200": n * k}, j
+            assert j["datagrams"] == n * k * d, j
+            assert j["records"] == n * k * d * 30, j
+            # Clients the gateway does not know: 403, exit 1.
+            rc, bad, err = load("--gateway", dest, "--keys", others,
+                                "--clients", "3", "--batches", "1",
+                                "--timeout", "30")
+            assert rc == 1, (bad, err)
+            assert bad["ok"] == 0 and bad["failed"] == 3, bad
+            assert bad["failed_status"] == 3, bad
+            assert bad["statuses"] == {"403": 3}, bad
+            assert b"403" in err, err
+        finally:
+            gw.terminate()
+            gw.wait(15)
+        rc, s = sink_result(sink)
+        assert s["datagrams"] == n * k * d, s
+        assert s["set_hash"] == j["set_hash"], (s, j)
+        # One exporter per client, its flow sequence numbers unbroken.
+        assert s["streams"] == n and s["seq_gaps"] == 0, s
+        assert s["seq_duplicates"] == 0 and s["invalid"] == 0, s
+
+
 def main(argv):
-    global GEN, SINK
+    global GEN, SINK, LOAD, GATEWAY
     GEN = argv[1] if len(argv) > 2 else os.environ.get("FP_GEN")
     SINK = argv[2] if len(argv) > 2 else os.environ.get("FP_SINK")
     if not GEN or not SINK:
         print("usage: test_tools.py FP_GEN FP_SINK", file=sys.stderr)
         return 2
+    LOAD = os.environ.get("FP_LOAD") or os.path.join(
+        os.path.dirname(os.path.abspath(GEN)), "fp-load")
+    GATEWAY = os.environ.get("FP_GATEWAY")
     tests = [(n, f) for n, f in sorted(globals().items())
              if n.startswith("test_") and callable(f)]
     passed = failed = 0
