@@ -12,6 +12,9 @@ bench/rows_extra.py: more rows of bench/run's table.
            same batch contents, the sealed bodies, HTTP requests and
            responses with their headers
   cpu10k   the client's CPU at a steady 10,000 records/s (target < 5 %)
+  rss100k  the client's memory at a steady 100,000 records/s (target:
+           peak RSS < 8 MiB), split into its private pages and the shared
+           libraries' pages
 
 bench/run imports this module and hands itself over with use(); the rows
 reuse its processes, paths, trials and the zero-loss search.  Everything
@@ -36,11 +39,13 @@ import zlib
 
 import codec_bytes
 
-ROWS = {"squid", "client", "gateway", "bytes", "cpu10k"}
+ROWS = {"squid", "client", "gateway", "bytes", "cpu10k", "rss100k"}
 R = None		# bench/run as a module, set by use()
 
 CORPUS = "/work/shared/corpus"
 CPU_RATE = 10000	# records/s of the cpu10k row
+RSS_RATE = 100000	# records/s of the rss100k row
+RSS_TARGET_MIB = 8
 CPU_TARGET = 5.0	# % of one core
 BYTES_TARGET_RAW = 25.0		# softflowd v5: at most this % of raw
 BYTES_TARGET_GZIP = -25.0	# at least 25 % fewer bytes than gzip -6
@@ -106,11 +111,15 @@ def after_runs(bench, runs):
     a = bench.args
     ex = {"squid_checks": getattr(bench, "squid_checks", []),
           "squid_installed": squid_binary() is not None,
-          "gateway": [], "bytes": None, "cpu10k": []}
+          "gateway": [], "bytes": None, "cpu10k": [], "rss100k": []}
     if "cpu10k" in a.only:
         for i in range(a.runs):
             ex["cpu10k"].append(cpu_at_rate(bench, i, CPU_RATE,
                                             a.cpu_window))
+    if "rss100k" in a.only:
+        for i in range(a.runs):
+            ex["rss100k"].append(cpu_at_rate(bench, 100 + i, RSS_RATE,
+                                             a.cpu_window, tag="rss100k"))
     if "gateway" in a.only:
         fp_rates = [r["best"]["offered"] for r in runs.get("flowpost", [])
                     if r["best"]]
@@ -419,10 +428,27 @@ def gateway_alone(bench, i, records, load):
 # ---------------------------------------------------------------------------
 # cpu10k: the client's CPU at a steady rate
 
-def cpu_at_rate(bench, i, rate, window, warmup=2.0):
+def proc_status_kib(pid, keys):
+    """{key: kB} of /proc/PID/status lines, {} once it is gone."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                k = line.split(":", 1)[0]
+                if k in keys:
+                    out[k] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def cpu_at_rate(bench, i, rate, window, warmup=2.0, tag="cpu10k"):
     """fp-gen at `rate` records/s through the flowpost path; the client's
-    utime+stime over `window` seconds after `warmup`, as % of one core.
-    The stream must arrive complete and in order (digest)."""
+    utime+stime over `window` seconds after `warmup`, as % of one core,
+    and its memory: VmHWM at the end, and the peaks of its private
+    (RssAnon) and file-backed (RssFile: shared library pages) resident
+    pages, sampled every 20 ms over the window.  The stream must arrive
+    complete and in order (digest)."""
     a = bench.args
     path = R.Flowpost(bench, "cpu%d" % i)
     path.start()
@@ -444,9 +470,16 @@ def cpu_at_rate(bench, i, rate, window, warmup=2.0):
             time.sleep(warmup)
             c0, g0, t0 = (path.client.cpu_s(), path.gateway.cpu_s(),
                           time.monotonic())
-            time.sleep(window)
+            peak = {"RssAnon": 0, "RssFile": 0}
+            while time.monotonic() - t0 < window:
+                cur = proc_status_kib(path.client.pid, peak)
+                for k, v in cur.items():
+                    peak[k] = max(peak[k], v)
+                time.sleep(0.02)
             c1, g1, t1 = (path.client.cpu_s(), path.gateway.cpu_s(),
                           time.monotonic())
+            res["client_anon_peak"] = peak["RssAnon"]
+            res["client_file_peak"] = peak["RssFile"]
             res["steady"] = gen.alive()	# still sending at the end
             try:
                 out, _ = gen.p.communicate(timeout=seconds + 60 -
@@ -466,12 +499,15 @@ def cpu_at_rate(bench, i, rate, window, warmup=2.0):
     finally:
         path.stop()
     if not res["exact"]:
-        bench.failures.append("cpu10k: sink got %d of %d datagrams or "
-                              "another stream" % (s["datagrams"],
+        bench.failures.append("%s: sink got %d of %d datagrams or "
+                              "another stream" % (tag, s["datagrams"],
                                                   g["datagrams"]))
-    log("bench: cpu10k: client %.2f %% of a core, gateway %.2f %% over "
-        "%.1f s at %.0f rec/s offered"
-        % (res["client_pct"], res["gateway_pct"], t1 - t0, res["offered"]))
+    log("bench: %s: client %.2f %% of a core, gateway %.2f %% over "
+        "%.1f s at %.0f rec/s offered; client VmHWM %d KiB, peak RssAnon "
+        "%d KiB, RssFile %d KiB"
+        % (tag, res["client_pct"], res["gateway_pct"], t1 - t0,
+           res["offered"], res["client_hwm"] or 0, res["client_anon_peak"],
+           res["client_file_peak"]))
     return res
 
 
@@ -1083,6 +1119,31 @@ def throughput_rows(bench, runs, ex):
                         "NOT all delivered") +
                      ("" if all(x["steady"] for x in cp) else
                       "; the generator stopped inside a window")))
+    rs = ex.get("rss100k") or []
+    if rs:
+        hwm = median([x["client_hwm"] for x in rs if x["client_hwm"]])
+        anon = median([x["client_anon_peak"] for x in rs])
+        filep = median([x["client_file_peak"] for x in rs])
+        hwm_mib = hwm / 1024 if hwm else None
+        rows.append(("client peak RSS at 100,000 records/s, MiB",
+                     fmt(hwm_mib, "%.1f"),
+                     "VmHWM; target < %d MiB: %s; median of %d runs; %s"
+                     % (RSS_TARGET_MIB, "met" if hwm_mib is not None and
+                        hwm_mib < RSS_TARGET_MIB else "NOT met", len(rs),
+                        "all delivered (digest)" if all(
+                            x["exact"] for x in rs) else
+                        "NOT all delivered")))
+        rows.append(("  of which private pages (RssAnon peak) MiB",
+                     fmt(anon / 1024 if anon else None, "%.1f"),
+                     "the client's own memory: buffers, zlib, threads"))
+        rows.append(("  of which library pages (RssFile peak) MiB",
+                     fmt(filep / 1024 if filep else None, "%.1f"),
+                     "shared with every process using libcurl, OpenSSL, "
+                     "GnuTLS; present when idle"))
+        rows.append(("client CPU at 100,000 records/s, % of a core",
+                     fmt(median([x["client_pct"] for x in rs])),
+                     "same windows; gateway %s %%" % fmt(median(
+                         [x["gateway_pct"] for x in rs]))))
     return rows
 
 
