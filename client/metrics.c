@@ -14,6 +14,7 @@
 
 #include <microhttpd.h>
 
+#include "httpd.h"
 #include "log.h"
 #include "util.h"
 
@@ -250,35 +251,6 @@ metrics_render(struct buf *out, uint64_t start_unix)
 }
 
 static enum MHD_Result
-metrics_reply(struct MHD_Connection *conn, unsigned int status,
-    const char *ctype, const void *body, size_t len, const char *allow)
-{
-	struct MHD_Response	*resp;
-	enum MHD_Result		 ret;
-
-	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
-	    MHD_RESPMEM_MUST_COPY);
-	if (resp == NULL)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-	    "no-store");
-	if (allow != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static enum MHD_Result
-metrics_text(struct MHD_Connection *conn, unsigned int status,
-    const char *text, const char *allow)
-{
-	return metrics_reply(conn, status, "text/plain", text, strlen(text),
-	    allow);
-}
-
-static enum MHD_Result
 metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
@@ -297,22 +269,22 @@ metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	*con_cls = m;
 	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/healthz") != 0)
-		return metrics_text(conn, 404, "not found\n", NULL);
+		return httpd_text(conn, 404, "not found\n", NULL);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return metrics_text(conn, 405, "method not allowed\n",
+		return httpd_text(conn, 405, "method not allowed\n",
 		    "GET, HEAD");
 	if (strcmp(url, "/healthz") == 0)
-		return metrics_text(conn, 200, "ok\n", NULL);
+		return httpd_text(conn, 200, "ok\n", NULL);
 
 	if (buf_init(&b, 0, METRICS_BODY_MAX) == -1)
-		return metrics_text(conn, 500, "out of memory\n", NULL);
+		return httpd_text(conn, 500, "out of memory\n", NULL);
 	if (metrics_render(&b, m->start_unix) == -1) {
 		log_limited(&lim, 60, LOGL_ERROR, "metrics: exposition over "
 		    "%u bytes or out of memory", METRICS_BODY_MAX);
-		ret = metrics_text(conn, 500, "metrics too large\n", NULL);
+		ret = httpd_text(conn, 500, "metrics too large\n", NULL);
 	} else
-		ret = metrics_reply(conn, 200, METRICS_CTYPE, b.data, b.len,
+		ret = httpd_reply(conn, 200, METRICS_CTYPE, b.data, b.len,
 		    NULL);
 	buf_free(&b);
 	return ret;
@@ -322,15 +294,9 @@ static void
 metrics_mhd_logger(void *cls, const char *fmt, va_list ap)
 {
 	static struct log_limit	 lim;
-	char			 line[512];
-	size_t			 n;
 
 	(void)cls;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	n = strlen(line);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	log_limited(&lim, 60, LOGL_WARN, "metrics: libmicrohttpd: %s", line);
+	httpd_log(&lim, 60, "metrics", fmt, ap);
 }
 
 /* A listening TCP socket on `listen`; -1 (logged) on failure. */

@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "httpd.h"
 #include "log.h"
 #include "util.h"
 
@@ -161,16 +162,8 @@ http_batch_flags(void)
 void
 http_mhd_logger(void *cls, const char *fmt, va_list ap)
 {
-	char	 line[512];
-	size_t	 n;
-
 	(void)cls;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	n = strlen(line);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	log_limited(&http_lim_mhd, 10, LOGL_WARN, "http: libmicrohttpd: %s",
-	    line);
+	httpd_log(&http_lim_mhd, 10, "http", fmt, ap);
 }
 
 int
@@ -231,16 +224,8 @@ http_respond(struct http *h, struct MHD_Connection *conn, struct http_req *rq,
 	enum MHD_Result		 ret;
 	char			 retry[16];
 
-	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
-	    MHD_RESPMEM_MUST_COPY);
-	if (resp == NULL)
+	if ((resp = httpd_response("text/plain", body, len, allow)) == NULL)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "text/plain");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-	    "no-store");
-	if (allow != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	if (retry_after > 0) {
 		snprintf(retry, sizeof(retry), "%u", retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,

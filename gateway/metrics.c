@@ -10,6 +10,7 @@
 
 #include <microhttpd.h>
 
+#include "httpd.h"
 #include "log.h"
 #include "metrics.h"
 #include "srcmap.h"
@@ -302,35 +303,6 @@ metrics_render(const struct metrics_sources *src, struct buf *out)
 	return o.err ? -1 : 0;
 }
 
-static enum MHD_Result
-metrics_respond(struct MHD_Connection *conn, unsigned int status,
-    const char *ctype, const void *body, size_t len, const char *allow)
-{
-	struct MHD_Response	*resp;
-	enum MHD_Result		 ret;
-
-	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
-	    MHD_RESPMEM_MUST_COPY);
-	if (resp == NULL)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-	    "no-store");
-	if (allow != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static enum MHD_Result
-metrics_text(struct MHD_Connection *conn, unsigned int status,
-    const char *text, const char *allow)
-{
-	return metrics_respond(conn, status, "text/plain", text, strlen(text),
-	    allow);
-}
-
 /* GET <prefix>/status: every kit's last report (kits.h) as JSON. */
 static enum MHD_Result
 metrics_status(struct MHD_Connection *conn, struct metrics *m)
@@ -341,16 +313,16 @@ metrics_status(struct MHD_Connection *conn, struct metrics *m)
 	enum MHD_Result		 ret;
 
 	if (m->src.kits == NULL)
-		return metrics_respond(conn, 200, METRICS_JSON, none,
+		return httpd_reply(conn, 200, METRICS_JSON, none,
 		    sizeof(none) - 1, NULL);
 	if (buf_init(&b, 0, METRICS_BODY_MAX) == -1)
-		return metrics_text(conn, 500, "out of memory\n", NULL);
+		return httpd_text(conn, 500, "out of memory\n", NULL);
 	if (kits_status_json(m->src.kits, util_real_us(), &b) == -1) {
 		log_limited(&lim, 60, LOGL_ERROR, "metrics: status page over "
 		    "%u bytes or out of memory", METRICS_BODY_MAX);
-		ret = metrics_text(conn, 500, "status too large\n", NULL);
+		ret = httpd_text(conn, 500, "status too large\n", NULL);
 	} else
-		ret = metrics_respond(conn, 200, METRICS_JSON, b.data, b.len,
+		ret = httpd_reply(conn, 200, METRICS_JSON, b.data, b.len,
 		    NULL);
 	buf_free(&b);
 	return ret;
@@ -378,24 +350,24 @@ metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
 	is_metrics = strcmp(url, m->metrics_path) == 0;
 	is_status = strcmp(url, m->status_path) == 0;
 	if (!is_metrics && !is_status && strcmp(url, m->health_path) != 0)
-		return metrics_text(conn, 404, "not found\n", NULL);
+		return httpd_text(conn, 404, "not found\n", NULL);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return metrics_text(conn, 405, "method not allowed\n",
+		return httpd_text(conn, 405, "method not allowed\n",
 		    "GET, HEAD");
 	if (is_status)
 		return metrics_status(conn, m);
 	if (!is_metrics)
-		return metrics_text(conn, 200, "ok\n", NULL);
+		return httpd_text(conn, 200, "ok\n", NULL);
 
 	if (buf_init(&b, 0, METRICS_BODY_MAX) == -1)
-		return metrics_text(conn, 500, "out of memory\n", NULL);
+		return httpd_text(conn, 500, "out of memory\n", NULL);
 	if (metrics_render(&m->src, &b) == -1) {
 		log_limited(&lim, 60, LOGL_ERROR, "metrics: exposition over "
 		    "%u bytes or out of memory", METRICS_BODY_MAX);
-		ret = metrics_text(conn, 500, "metrics too large\n", NULL);
+		ret = httpd_text(conn, 500, "metrics too large\n", NULL);
 	} else
-		ret = metrics_respond(conn, 200, METRICS_CTYPE, b.data, b.len,
+		ret = httpd_reply(conn, 200, METRICS_CTYPE, b.data, b.len,
 		    NULL);
 	buf_free(&b);
 	return ret;
