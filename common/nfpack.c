@@ -54,28 +54,6 @@ struct nfpack_state {
 	uint8_t		 rec[NFPACK_V5_REC];	/* previous v5 record */
 };
 
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
 size_t
 nfpack_bound(size_t raw_len)
 {
@@ -163,9 +141,9 @@ nfpack_v5_hdr_fwd(uint8_t *t, const uint8_t *p, struct nfpack_state *s)
 	uint32_t	 seq = be32(p + V5_SEQ);
 
 	memcpy(t, p, NFPACK_V5_HDR);
-	put32(t + V5_UPTIME, up - s->uptime);
-	put32(t + V5_SECS, secs - s->secs);
-	put32(t + V5_SEQ, seq - s->next_seq);
+	put_be32(t + V5_UPTIME, up - s->uptime);
+	put_be32(t + V5_SECS, secs - s->secs);
+	put_be32(t + V5_SEQ, seq - s->next_seq);
 	s->uptime = up;
 	s->secs = secs;
 	s->next_seq = seq + be16(p + V5_COUNT);
@@ -178,9 +156,9 @@ nfpack_v5_hdr_inv(uint8_t *p, const uint8_t *t, struct nfpack_state *s)
 	s->uptime += be32(t + V5_UPTIME);
 	s->secs += be32(t + V5_SECS);
 	s->next_seq += be32(t + V5_SEQ);
-	put32(p + V5_UPTIME, s->uptime);
-	put32(p + V5_SECS, s->secs);
-	put32(p + V5_SEQ, s->next_seq);
+	put_be32(p + V5_UPTIME, s->uptime);
+	put_be32(p + V5_SECS, s->secs);
+	put_be32(p + V5_SEQ, s->next_seq);
 	s->next_seq += be16(p + V5_COUNT);
 }
 
@@ -212,8 +190,8 @@ nfpack_v5_rec_fwd(uint8_t *t, const uint8_t *p, struct nfpack_state *s)
 
 	memcpy(t, p, NFPACK_V5_REC);
 	nfpack_v5_swapxor(t, p, s->rec);
-	put32(t + V5R_FIRST, first - be32(s->rec + V5R_FIRST));
-	put32(t + V5R_LAST, be32(p + V5R_LAST) - first);
+	put_be32(t + V5R_FIRST, first - be32(s->rec + V5R_FIRST));
+	put_be32(t + V5R_LAST, be32(p + V5R_LAST) - first);
 	memcpy(s->rec, p, NFPACK_V5_REC);
 }
 
@@ -225,8 +203,8 @@ nfpack_v5_rec_inv(uint8_t *p, const uint8_t *t, struct nfpack_state *s)
 	memcpy(p, t, NFPACK_V5_REC);
 	/* XOR is its own inverse. */
 	nfpack_v5_swapxor(p, t, s->rec);
-	put32(p + V5R_FIRST, first);
-	put32(p + V5R_LAST, first + be32(t + V5R_LAST));
+	put_be32(p + V5R_FIRST, first);
+	put_be32(p + V5R_LAST, first + be32(t + V5R_LAST));
 	memcpy(s->rec, p, NFPACK_V5_REC);
 }
 
@@ -301,14 +279,14 @@ nfpack_encode(const uint8_t *health, size_t health_len,
 	for (size_t off = 0; off < entries_len; off += NFPACK_ENTRY + len) {
 		const uint8_t	*p = entries + off;
 		const uint8_t	*pl = p + NFPACK_ENTRY;
-		uint64_t	 recv = get64(p);
+		uint64_t	 recv = be64(p);
 		unsigned int	 nr;
 
 		len = be16(p + 30);
 		nr = nfpack_v5_records(pl, len);
 
 		memcpy(t, p, NFPACK_ENTRY);
-		put64(t, recv - s.recv_us);
+		put_be64(t, recv - s.recv_us);
 		s.recv_us = recv;
 		nfpack_scatter(out + l.entry, l.count, i, t, NFPACK_ENTRY);
 		if (nr > 0) {
@@ -385,8 +363,8 @@ nfpack_decode(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen,
 		size_t		 nr;
 
 		nfpack_gather(in + l.entry, l.count, i, t, NFPACK_ENTRY);
-		s.recv_us += get64(t);
-		put64(t, s.recv_us);
+		s.recv_us += be64(t);
+		put_be64(t, s.recv_us);
 		len = be16(t + 30);
 		wcur_bytes(&w, t, NFPACK_ENTRY);
 		if (len == 0)

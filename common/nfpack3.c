@@ -157,21 +157,6 @@ struct state {
 	uint8_t		 rec[V5_REC];	/* previous v5 record */
 };
 
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
 /* Zigzag: small differences of either sign become small numbers. */
 static uint32_t
 zz32(uint32_t d)
@@ -457,7 +442,7 @@ entry_put(struct state *s, struct wcur *col, const uint8_t *e,
 	const uint8_t	*pl = e + ENTRY_HDR;
 	const uint8_t	*id = e + EXP_ID_OFF;
 	struct exporter	*x = NULL;
-	uint64_t	 recv = get64(e);
+	uint64_t	 recv = be64(e);
 	uint32_t	 up, secs, seq;
 	unsigned int	 slot;
 
@@ -633,7 +618,7 @@ addr_get(struct state *s, struct rcur *col, uint8_t *p)
 		addr_front(s, k);
 	else
 		return -1;
-	put32(p, s->addr[0]);
+	put_be32(p, s->addr[0]);
 	return 0;
 }
 
@@ -673,15 +658,15 @@ rec_get(struct state *s, struct rcur *col, uint8_t *r)
 		first = be32(p + R_FIRST) + unzz32(v);
 		if (get_varint32(&col[COL_DUR], &v) == -1)
 			return -1;
-		put32(r + R_FIRST, first);
-		put32(r + R_LAST, first + v);
+		put_be32(r + R_FIRST, first);
+		put_be32(r + R_LAST, first + v);
 	}
 	if (get_varint32(&col[COL_PKTS], &v) == -1)
 		return -1;
-	put32(r + R_PKTS, v);
+	put_be32(r + R_PKTS, v);
 	if (get_varint32(&col[COL_OCTS], &v) == -1)
 		return -1;
-	put32(r + R_OCTS, v);
+	put_be32(r + R_OCTS, v);
 	if (op & OP_SAME) {
 		memcpy(r + R_NEXTHOP, p + R_NEXTHOP, 8);
 		r[R_PAD1] = p[R_PAD1];
@@ -726,10 +711,10 @@ v5_get(struct state *s, struct rcur *col, struct exporter *x,
 	h[1] = 5;
 	h[2] = 0;
 	h[3] = (uint8_t)nr;
-	put32(h + V5_UPTIME, x->uptime);
-	put32(h + V5_SECS, x->secs);
+	put_be32(h + V5_UPTIME, x->uptime);
+	put_be32(h + V5_SECS, x->secs);
 	memcpy(h + V5_NSECS, hc + 1, 4);
-	put32(h + V5_SEQ, x->next_seq);
+	put_be32(h + V5_SEQ, x->next_seq);
 	memcpy(h + V5_ENGINE, hc + 5, 4);
 	x->next_seq += nr;
 	wcur_bytes(&wk->w, h, V5_HDR);
@@ -788,7 +773,7 @@ entry_get(struct state *s, struct rcur *col, struct walk *wk)
 	hdr[1] = (uint8_t)(s->recv_us >> 48);
 	hdr[2] = (uint8_t)(s->recv_us >> 40);
 	hdr[3] = (uint8_t)(s->recv_us >> 32);
-	put32(hdr + 4, (uint32_t)s->recv_us);
+	put_be32(hdr + 4, (uint32_t)s->recv_us);
 	memcpy(hdr + EXP_ID_OFF, x->id, EXP_ID);
 	hdr[ENTRY_LEN_OFF] = (uint8_t)(len >> 8);
 	hdr[ENTRY_LEN_OFF + 1] = (uint8_t)len;

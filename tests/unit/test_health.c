@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "bytes.h"
 #include "check.h"
 
 #include "buf.h"
@@ -16,32 +17,6 @@
 #include "wire.h"
 
 #define BIG	(1u << 20)
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	uint64_t	v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* A report with a different value in every field. */
 static void
@@ -137,20 +112,20 @@ test_layout(void)
 	CHECK(b[0] == 0 && b[1] == 1);			/* version */
 	CHECK(b[2] == 0 && b[3] == 116);		/* fixed_len */
 	CHECK(b[4] == 0 && b[5] == 0 && b[6] == 0 && b[7] == 5); /* flags */
-	CHECK_EQ_U64(get64(b + 8), h.uptime_s);
-	CHECK_EQ_U64(get64(b + 16), h.spool_batches);
-	CHECK_EQ_U64(get64(b + 24), h.spool_bytes);
-	CHECK_EQ_U64(get64(b + 32), h.spool_oldest_age_s);
-	CHECK_EQ_U64(get64(b + 40), h.spool_dropped_batches);
-	CHECK_EQ_U64(get64(b + 48), h.spool_dropped_datagrams);
-	CHECK_EQ_U64(get64(b + 56), h.dropped_invalid);
-	CHECK_EQ_U64(get64(b + 64), h.dropped_backpressure);
-	CHECK_EQ_U64(get64(b + 72), h.kernel_drops);
-	CHECK_EQ_U64(get64(b + 80), h.upstream_gaps);
-	CHECK_EQ_U64(get64(b + 88), h.upstream_lost_records);
-	CHECK_EQ_U64(get64(b + 96), h.upstream_lost_packets);
-	CHECK_EQ_U64(get64(b + 104), h.retries_since_success);
-	CHECK_EQ_U64(get64(b + 112), (uint64_t)-1250);
+	CHECK_EQ_U64(be64(b + 8), h.uptime_s);
+	CHECK_EQ_U64(be64(b + 16), h.spool_batches);
+	CHECK_EQ_U64(be64(b + 24), h.spool_bytes);
+	CHECK_EQ_U64(be64(b + 32), h.spool_oldest_age_s);
+	CHECK_EQ_U64(be64(b + 40), h.spool_dropped_batches);
+	CHECK_EQ_U64(be64(b + 48), h.spool_dropped_datagrams);
+	CHECK_EQ_U64(be64(b + 56), h.dropped_invalid);
+	CHECK_EQ_U64(be64(b + 64), h.dropped_backpressure);
+	CHECK_EQ_U64(be64(b + 72), h.kernel_drops);
+	CHECK_EQ_U64(be64(b + 80), h.upstream_gaps);
+	CHECK_EQ_U64(be64(b + 88), h.upstream_lost_records);
+	CHECK_EQ_U64(be64(b + 96), h.upstream_lost_packets);
+	CHECK_EQ_U64(be64(b + 104), h.retries_since_success);
+	CHECK_EQ_U64(be64(b + 112), (uint64_t)-1250);
 	CHECK(b[120] == 5 && memcmp(b + 121, "0.1.0", 5) == 0);
 	CHECK(b[126] == 10 && memcmp(b + 127, "configured", 10) == 0);
 	CHECK_EQ_U64(len, 137);
@@ -195,30 +170,30 @@ test_versions(void)
 	CHECK(health_encode(&h, b, sizeof(b), &len) == 0);
 
 	/* Another version: ignored, and named. */
-	put16(b, 2);
+	put_be16(b, 2);
 	CHECK(health_decode(b, len, &d) == HEALTH_EVERSION);
 	CHECK_EQ_U64(d.version, 2);
 	CHECK_EQ_U64(d.uptime_s, 0);
-	put16(b, 0);
+	put_be16(b, 0);
 	CHECK(health_decode(b, len, &d) == HEALTH_EVERSION);
-	put16(b, 0xffff);
+	put_be16(b, 0xffff);
 	CHECK(health_decode(b, 3, &d) == HEALTH_ETRUNC);
 	CHECK(health_decode(b, 4, &d) == HEALTH_EVERSION);
-	put16(b, 1);
+	put_be16(b, 1);
 
 	/* A fixed part shorter than version 1's is malformed. */
-	put16(b + 2, HEALTH_FIXED_V1 - 1);
+	put_be16(b + 2, HEALTH_FIXED_V1 - 1);
 	CHECK(health_decode(b, len, &d) == HEALTH_ELENGTH);
-	put16(b + 2, 0);
+	put_be16(b + 2, 0);
 	CHECK(health_decode(b, len, &d) == HEALTH_ELENGTH);
-	put16(b + 2, HEALTH_FIXED_V1);
+	put_be16(b + 2, HEALTH_FIXED_V1);
 
 	/*
 	 * A later revision: 16 more bytes in the fixed part, and an item
 	 * after the strings.  The fields version 1 knows still come out.
 	 */
 	memcpy(rev, b, 4 + HEALTH_FIXED_V1);
-	put16(rev + 2, HEALTH_FIXED_V1 + 16);
+	put_be16(rev + 2, HEALTH_FIXED_V1 + 16);
 	memset(rev + 4 + HEALTH_FIXED_V1, 0xee, 16);
 	rl = 4 + HEALTH_FIXED_V1 + 16;
 	memcpy(rev + rl, b + 4 + HEALTH_FIXED_V1, len - 4 - HEALTH_FIXED_V1);
@@ -232,7 +207,7 @@ test_versions(void)
 	for (size_t n = 0; n < rl - 4; n++)
 		CHECK(health_decode(rev, n, &d) != HEALTH_OK);
 	/* A fixed_len running past the end of the block. */
-	put16(rev + 2, 0xffff);
+	put_be16(rev + 2, 0xffff);
 	CHECK(health_decode(rev, rl, &d) == HEALTH_ETRUNC);
 }
 
@@ -253,8 +228,8 @@ test_strings(void)
 
 	/* Hostile bytes come out as '_', and a long string is cut. */
 	memset(b, 0, sizeof(b));
-	put16(b, 1);
-	put16(b + 2, HEALTH_FIXED_V1);
+	put_be16(b, 1);
+	put_be16(b + 2, HEALTH_FIXED_V1);
 	b[off] = 6;
 	memcpy(b + off + 1, "a\"b\\\n\xff", 6);
 	b[off + 7] = 40;
@@ -273,11 +248,11 @@ content(uint8_t *out, const struct health *h)
 	size_t	len = 0;
 
 	if (h == NULL) {
-		put32(out, 0);
+		put_be32(out, 0);
 		return 4;
 	}
 	CHECK(health_encode(h, out + 4, HEALTH_MAX, &len) == 0);
-	put32(out, (uint32_t)len);
+	put_be32(out, (uint32_t)len);
 	return 4 + len;
 }
 
@@ -349,7 +324,7 @@ test_kits_latest(void)
 
 	/* A block of another version: counted, the last report kept. */
 	n = content(c, &h);
-	put16(c + 4, 7);
+	put_be16(c + 4, 7);
 	header(&w, "kit-a", 112, NOW + 1, 0);
 	kits_heard(k, &w, c, n, NOW + 5);
 	CHECK(kits_get(k, "kit-a", &v) == 0);
@@ -358,7 +333,7 @@ test_kits_latest(void)
 
 	/* A health_len that runs past the content reports nothing. */
 	n = content(c, &h);
-	put32(c, (uint32_t)n);
+	put_be32(c, (uint32_t)n);
 	header(&w, "kit-a", 113, NOW + 2, 0);
 	kits_heard(k, &w, c, n, NOW + 6);
 	CHECK(kits_get(k, "kit-a", &v) == 0);

@@ -55,22 +55,6 @@ static const struct codec codecs[] = {
 static size_t	batches_checked, v5_checked;
 static uint64_t	sealed_bytes[NCODECS];
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 static void *
 xmalloc(size_t n)
 {
@@ -88,7 +72,7 @@ content_of(const uint8_t *health, size_t hlen, const uint8_t *entries,
 {
 	uint8_t	*c = xmalloc(4 + hlen + elen + 1);
 
-	put32(c, (uint32_t)hlen);
+	put_be32(c, (uint32_t)hlen);
 	if (hlen > 0)
 		memcpy(c + 4, health, hlen);
 	if (elen > 0)
@@ -405,21 +389,21 @@ v5_make(uint8_t *p, uint16_t count, uint32_t uptime, uint32_t secs,
     uint32_t seq, uint32_t fill)
 {
 	memset(p, 0, 24 + 48 * (size_t)count);
-	put16(p, 5);
-	put16(p + 2, count);
-	put32(p + 4, uptime);
-	put32(p + 8, secs);
-	put32(p + 12, fill);
-	put32(p + 16, seq);
+	put_be16(p, 5);
+	put_be16(p + 2, count);
+	put_be32(p + 4, uptime);
+	put_be32(p + 8, secs);
+	put_be32(p + 12, fill);
+	put_be32(p + 16, seq);
 	p[20] = (uint8_t)fill;
 	for (uint16_t i = 0; i < count; i++) {
 		uint8_t *r = p + 24 + 48 * (size_t)i;
 
-		put32(r, 0x0a000001 + i);
-		put32(r + 16, fill * i);		/* dPkts */
-		put32(r + 20, i & 1 ? 0 : 0xffffffff);	/* dOctets */
-		put32(r + 24, uptime - 1000 * i);	/* first */
-		put32(r + 28, uptime + i);		/* last, after uptime */
+		put_be32(r, 0x0a000001 + i);
+		put_be32(r + 16, fill * i);		/* dPkts */
+		put_be32(r + 20, i & 1 ? 0 : 0xffffffff);	/* dOctets */
+		put_be32(r + 24, uptime - 1000 * i);	/* first */
+		put_be32(r + 28, uptime + i);		/* last, after uptime */
 		r[38] = 6;
 		r[46] = (uint8_t)i;			/* pad2 kept as is */
 	}
@@ -487,7 +471,7 @@ test_malformed_and_mixed(void)
 
 	CHECK(buf_init(&b, 0, 1u << 20) == 0);
 	v5_make(p, 3, 1000, 2000, 3000, 4);
-	put16(p + 2, 4);			/* count says 4, has 3 */
+	put_be16(p + 2, 4);			/* count says 4, has 3 */
 	add(&b, 10, p, 24 + 48 * 3, 0);
 	v5_make(p, 3, 1000, 2000, 3000, 4);
 	add(&b, 11, p, 24 + 48 * 3 - 1, 0);	/* cut short */
@@ -497,10 +481,10 @@ test_malformed_and_mixed(void)
 	add(&b, 14, p, 24 + 48 * 31, 0);
 	v5_make(p, 2, 5, 6, 7, 8);
 	add(&b, 15, p, 24 + 48 * 2, 0);		/* a good one between */
-	put16(p, 9);				/* v9 of v5's length */
+	put_be16(p, 9);				/* v9 of v5's length */
 	add(&b, 16, p, 24 + 48 * 2, 1);
-	put16(p, 10);
-	put16(p + 2, 24 + 48 * 2);
+	put_be16(p, 10);
+	put_be16(p + 2, 24 + 48 * 2);
 	add(&b, 17, p, 24 + 48 * 2, 1);
 	add(&b, 18, p, 1, 0);			/* one byte */
 	v5_make(p, 1, 5, 6, 7, 8);
@@ -562,20 +546,20 @@ test_v5_tables(void)
 					memcpy(r + 24, q + 24, 8);
 			} else {
 				/* 40 addresses: more than the table. */
-				put32(r, 0x0a000000u + (x >> 10) % 40);
-				put32(r + 4, 0xc6120000u + (x >> 16) % 40);
-				put16(r + 32, (uint16_t)(x >> 3));
-				put16(r + 34, (x >> 20) & 1 ? 443 : 53);
+				put_be32(r, 0x0a000000u + (x >> 10) % 40);
+				put_be32(r + 4, 0xc6120000u + (x >> 16) % 40);
+				put_be16(r + 32, (uint16_t)(x >> 3));
+				put_be16(r + 34, (x >> 20) & 1 ? 443 : 53);
 				r[38] = (x >> 21) & 1 ? 6 : 17;
 			}
-			put32(r + 16, nums[(x >> 4) % 13]);
-			put32(r + 20, nums[(x >> 9) % 13]);
+			put_be32(r + 16, nums[(x >> 4) % 13]);
+			put_be32(r + 20, nums[(x >> 9) % 13]);
 			if (!((x >> 12) & 1))
-				put32(r + 24, up[ex] - (x >> 14) % 100000);
+				put_be32(r + 24, up[ex] - (x >> 14) % 100000);
 			r[37] = (uint8_t)(x >> 24);
 			r[39] = (x >> 25) % 8 == 0 ? 0xb8 : 0;
 			if ((x >> 27) % 5 == 0)
-				put16(r + 12, (uint16_t)(x >> 2));
+				put_be16(r + 12, (uint16_t)(x >> 2));
 		}
 		seq[ex] += n + (d == 50 ? 7 : 0);
 		add_from(&b, 1700000000000000ULL + (uint64_t)d * 997 -
@@ -650,7 +634,7 @@ small_stream(const struct codec *c, size_t *plen, uint8_t **content,
 	CHECK(buf_init(&b, 0, 1u << 16) == 0);
 	v5_make(p, 3, 100000, 1700000000, 77, 5);
 	add(&b, 1700000000000001ULL, p, sizeof(p), 0);
-	put16(p, 9);
+	put_be16(p, 9);
 	add(&b, 1700000000000002ULL, p, 40, 1);
 	v5_make(p, 2, 100100, 1700000001, 80, 6);
 	add(&b, 1700000000000003ULL, p, 24 + 48 * 2, 0);
@@ -796,7 +780,7 @@ s3_splice(const struct s3 *s, size_t col, size_t at, size_t del,
 	if (nins > 0)
 		memcpy(q + pos, ins, nins);
 	memcpy(q + pos + nins, s->p + pos + del, s->len - pos - del);
-	put32(q + s->table + 4 * col, (uint32_t)(clen - del + nins));
+	put_be32(q + s->table + 4 * col, (uint32_t)(clen - del + nins));
 	*len = s->len - del + nins;
 	return q;
 }
@@ -871,7 +855,7 @@ test_damage3(void)
 	/* The other entry's length 0, or longer than the payloads. */
 	memset(b, 0, 2);
 	CHECK(s3_try(&s, C_LEN, 0, 2, b, 2, clen) == -1);
-	put16(b, 41);
+	put_be16(b, 41);
 	CHECK(s3_try(&s, C_LEN, 0, 2, b, 2, clen) == -1);
 	/* v5 record counts 0 and 31. */
 	b[0] = 0;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "check.h"
 #include "nf.h"
 #include "seqtrack.h"
@@ -19,20 +20,6 @@ struct dg {
 };
 
 static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static void
 u8(struct dg *d, uint8_t v)
 {
 	d->b[d->len++] = v;
@@ -41,14 +28,14 @@ u8(struct dg *d, uint8_t v)
 static void
 u16(struct dg *d, uint16_t v)
 {
-	put16(d->b + d->len, v);
+	put_be16(d->b + d->len, v);
 	d->len += 2;
 }
 
 static void
 u32(struct dg *d, uint32_t v)
 {
-	put32(d->b + d->len, v);
+	put_be32(d->b + d->len, v);
 	d->len += 4;
 }
 
@@ -99,7 +86,7 @@ static void
 set_end(struct dg *d)
 {
 	if (d->set != 0)
-		put16(d->b + d->set + 2, (uint16_t)(d->len - d->set));
+		put_be16(d->b + d->set + 2, (uint16_t)(d->len - d->set));
 	d->set = 0;
 }
 
@@ -116,7 +103,7 @@ static void
 msg_end(struct dg *d)
 {
 	set_end(d);
-	put16(d->b + 2, (uint16_t)d->len);
+	put_be16(d->b + 2, (uint16_t)d->len);
 }
 
 /* Template 256: two fixed fields of 4 bytes; 257: 4 bytes + varlen. */

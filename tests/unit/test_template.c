@@ -31,30 +31,16 @@ struct dg {
 };
 
 static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static void
 dg_u16(struct dg *d, uint16_t v)
 {
-	put16(d->b + d->len, v);
+	put_be16(d->b + d->len, v);
 	d->len += 2;
 }
 
 static void
 dg_u32(struct dg *d, uint32_t v)
 {
-	put32(d->b + d->len, v);
+	put_be32(d->b + d->len, v);
 	d->len += 4;
 }
 
@@ -88,7 +74,7 @@ dg_close_set(struct dg *d)
 {
 	if (d->set == 0)
 		return;
-	put16(d->b + d->set + 2, (uint16_t)(d->len - d->set));
+	put_be16(d->b + d->set + 2, (uint16_t)(d->len - d->set));
 	d->set = 0;
 }
 
@@ -149,9 +135,9 @@ dg_end(struct dg *d)
 {
 	dg_close_set(d);
 	if (d->version == 9)
-		put16(d->b + 2, (uint16_t)d->records);
+		put_be16(d->b + 2, (uint16_t)d->records);
 	else
-		put16(d->b + 2, (uint16_t)d->len);
+		put_be16(d->b + 2, (uint16_t)d->len);
 }
 
 static struct wire_entry
@@ -750,8 +736,8 @@ test_other(void)
 	struct plan		 p;
 
 	memset(v5, 0, sizeof(v5));
-	put16(v5, 5);
-	put16(v5 + 2, 1);
+	put_be16(v5, 5);
+	put_be16(v5 + 2, 1);
 	memset(e, 0, sizeof(e));
 	e[0].payload = v5;
 	e[0].len = sizeof(v5);

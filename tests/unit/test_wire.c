@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <zlib.h>
 
+#include "bytes.h"
 #include "check.h"
 
 #include "buf.h"
@@ -31,40 +32,11 @@ keys_init(void)
 	key_b[31] ^= 0x01;
 }
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
-
 static uint32_t
 get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
 	    (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
 }
 
 /*
@@ -110,12 +82,12 @@ craft_seal(const struct craft *c, size_t *outlen)
 	out[5] = c->codec;
 	out[6] = c->aead;
 	out[7] = c->flags;
-	put64(out + 8, c->seq);
-	put64(out + 16, c->created_us);
-	put32(out + 24, c->count);
-	put32(out + 28, c->raw_len);
-	put32(out + 32, c->crc);
-	put32(out + 36, (uint32_t)(c->body_len + 16));
+	put_be64(out + 8, c->seq);
+	put_be64(out + 16, c->created_us);
+	put_be32(out + 24, c->count);
+	put_be32(out + 28, c->raw_len);
+	put_be32(out + 32, c->crc);
+	put_be32(out + 36, (uint32_t)(c->body_len + 16));
 	memcpy(out + 40, nonce, 24);
 	out[64] = (uint8_t)idlen;
 	memcpy(out + 65, c->client_id, idlen);
@@ -175,13 +147,13 @@ put_entry(uint8_t *p, uint64_t recv_us, uint8_t family, uint8_t reserved,
     uint16_t sport, const uint8_t addr[16], uint16_t dport, uint16_t len,
     uint8_t fill)
 {
-	put64(p, recv_us);
+	put_be64(p, recv_us);
 	p[8] = family;
 	p[9] = reserved;
-	put16(p + 10, sport);
+	put_be16(p + 10, sport);
 	memcpy(p + 12, addr, 16);
-	put16(p + 28, dport);
-	put16(p + 30, len);
+	put_be16(p + 28, dport);
+	put_be16(p + 30, len);
 	memset(p + 32, fill, len);
 	return 32 + (size_t)len;
 }
@@ -465,7 +437,7 @@ test_heartbeat(void)
 		uint8_t		*batch;
 		struct craft	 c;
 
-		put32(content, 0);
+		put_be32(content, 0);
 		clen = 4 + put_entry(content + 4, 1, 4, 0, 1, v4addr, 2, 8, 1);
 		craft_defaults(&c);
 		c.flags = WIRE_FLAG_HEARTBEAT;
@@ -501,8 +473,8 @@ test_layout(void)
 	CHECK_EQ_U64(b[5], 0);
 	CHECK_EQ_U64(b[6], 1);
 	CHECK_EQ_U64(b[7], 0);
-	CHECK_EQ_U64(get64(b + 8), 42);
-	CHECK_EQ_U64(get64(b + 16), 1700000000123456ULL);
+	CHECK_EQ_U64(be64(b + 8), 42);
+	CHECK_EQ_U64(be64(b + 16), 1700000000123456ULL);
 	CHECK_EQ_U64(get32(b + 24), 3);
 	CHECK_EQ_U64(get32(b + 36), out.len - hlen);
 	CHECK_EQ_U64(b[64], 6);
@@ -523,7 +495,7 @@ test_layout(void)
 		/* First entry right after the health block. */
 		const uint8_t *e = plain + 4 + sizeof("health v1 ok");
 
-		CHECK_EQ_U64(get64(e), 1700000000000000ULL);
+		CHECK_EQ_U64(be64(e), 1700000000000000ULL);
 		CHECK_EQ_U64(e[8], 4);
 		CHECK_EQ_U64(e[9], 0);
 		CHECK_EQ_U64(e[10] << 8 | e[11], 2055);
@@ -815,7 +787,7 @@ test_inflate_mismatch(void)
 	uint32_t		 crc;
 
 	memset(content, 0, sizeof(content));
-	put32(content, 100);
+	put_be32(content, 100);
 	for (size_t i = 4; i < sizeof(content); i++)
 		content[i] = (uint8_t)i;
 	crc = (uint32_t)crc32(0L, content, sizeof(content));
@@ -888,7 +860,7 @@ test_crc(void)
 	size_t			 clen, blen;
 	uint32_t		 bad;
 
-	put32(content, 0);
+	put_be32(content, 0);
 	clen = 4 + put_entry(content + 4, 1, 6, 0, 2055, v6addr, 9995, 50, 7);
 	bad = (uint32_t)crc32(0L, content, (uInt)clen) ^ 0x00010000;
 	CHECK(buf_init(&raw, 0, BIG) == 0);
@@ -929,7 +901,7 @@ test_bad_entries(void)
 		memcpy(a4, v4addr, 16);
 		if (tc == V4TAIL)
 			a4[15] = 1;
-		put32(content, 3);
+		put_be32(content, 3);
 		memcpy(content + 4, "abc", 3);
 		off = 7;
 		off += put_entry(content + off, 10, tc == FAMILY5 ? 5 :
@@ -944,9 +916,9 @@ test_bad_entries(void)
 		if (tc == TRAILING)
 			content[off++] = 0;
 		if (tc == OVERRUN)
-			put16(content + off - 60 - 2, 61);
+			put_be16(content + off - 60 - 2, 61);
 		if (tc == HEALTH_OVERRUN)
-			put32(content, (uint32_t)off);
+			put_be32(content, (uint32_t)off);
 		for (size_t k = 0; k < sizeof(codecs); k++) {
 			enum wire_err e;
 
@@ -962,7 +934,7 @@ test_bad_entries(void)
 	}
 
 	/* More entries claimed than the content could hold: header check. */
-	put32(content, 0);
+	put_be32(content, 0);
 	off = 4 + put_entry(content + 4, 1, 4, 0, 1, v4addr, 2, 28, 1);
 	batch = craft_content(content, off, WIRE_CODEC_NONE, 2, NULL, &blen);
 	CHECK(wire_parse_header(batch, blen, &h) == WIRE_EENTRY);
@@ -1057,18 +1029,18 @@ test_header_fields(void)
 
 	/* sealed_len: under a tag, and disagreeing with the length. */
 	batch = craft_seal(&c, &blen);
-	put32(batch + 36, 15);
+	put_be32(batch + 36, 15);
 	CHECK(wire_parse_header(batch, blen, &h) == WIRE_ELENGTH);
-	put32(batch + 36, 21);
+	put_be32(batch + 36, 21);
 	CHECK(wire_parse_header(batch, blen, &h) == WIRE_ETRUNC);
-	put32(batch + 36, 19);
+	put_be32(batch + 36, 19);
 	CHECK(wire_parse_header(batch, blen, &h) == WIRE_ELENGTH);
-	put32(batch + 36, 20);
+	put_be32(batch + 36, 20);
 	CHECK(wire_parse_header(batch, blen, &h) == WIRE_OK);
 	/* raw_len below the health_len field; stored size mismatch. */
-	put32(batch + 28, 3);
+	put_be32(batch + 28, 3);
 	CHECK(wire_parse_header(batch, blen, &h) == WIRE_ELENGTH);
-	put32(batch + 28, 5);
+	put_be32(batch + 28, 5);
 	CHECK(wire_parse_header(batch, blen, &h) == WIRE_ELENGTH);
 	free(batch);
 
