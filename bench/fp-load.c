@@ -247,21 +247,6 @@ usage(FILE *f)
 	    "some failed or\nwere not made; 2: usage error.\n");
 }
 
-/* Seconds, possibly fractional ("0.5", "3"). */
-static int
-parse_seconds(const char *s, double *out)
-{
-	char	*end;
-	double	 v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !(v >= 0) || v > 1e6)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int
 parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -307,12 +292,12 @@ parse_opts(int argc, char **argv, struct opts *o)
 			bad = util_parse_u64(optarg, &o->batches);
 			batches_set = 1;
 			break;
-		case 's': bad = parse_seconds(optarg, &o->seconds); break;
+		case 's': bad = fpb_parse_seconds(optarg, &o->seconds); break;
 		case 'd': bad = util_parse_u64(optarg, &o->datagrams); break;
-		case 'r': bad = parse_seconds(optarg, &o->rate); break;
-		case 't': bad = parse_seconds(optarg, &o->timeout); break;
-		case 'R': bad = parse_seconds(optarg, &o->req_timeout); break;
-		case 'C': bad = parse_seconds(optarg, &o->conn_timeout); break;
+		case 'r': bad = fpb_parse_seconds(optarg, &o->rate); break;
+		case 't': bad = fpb_parse_seconds(optarg, &o->timeout); break;
+		case 'R': bad = fpb_parse_seconds(optarg, &o->req_timeout); break;
+		case 'C': bad = fpb_parse_seconds(optarg, &o->conn_timeout); break;
 		case 'S': bad = util_parse_u64(optarg, &o->seed); break;
 		case 'h':
 			usage(stdout);

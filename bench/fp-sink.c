@@ -126,21 +126,6 @@ usage(FILE *f)
 	    "line.\n");
 }
 
-/* Seconds, possibly fractional ("0.5", "3"). */
-static int
-parse_seconds(const char *s, double *out)
-{
-	char	*end;
-	double	 v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !(v >= 0) || v > 1e6)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int
 parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -170,10 +155,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'H': o->expect_hash = optarg; break;
 		case 'e': bad = util_parse_u64(optarg, &o->expect); break;
 		case 'b': bad = util_parse_size(optarg, &o->rcvbuf); break;
-		case 'i': bad = parse_seconds(optarg, &o->idle); break;
-		case 'w': bad = parse_seconds(optarg, &o->wait_first); break;
-		case 't': bad = parse_seconds(optarg, &o->timeout); break;
-		case 'g': bad = parse_seconds(optarg, &o->linger); break;
+		case 'i': bad = fpb_parse_seconds(optarg, &o->idle); break;
+		case 'w': bad = fpb_parse_seconds(optarg, &o->wait_first); break;
+		case 't': bad = fpb_parse_seconds(optarg, &o->timeout); break;
+		case 'g': bad = fpb_parse_seconds(optarg, &o->linger); break;
 		case 'h':
 			usage(stdout);
 			exit(0);

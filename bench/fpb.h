@@ -1,7 +1,8 @@
 /*
  * fpb.h: what fp-gen and fp-sink must compute identically: the datagram
  * hash that proves byte-exact, in-order delivery, and the random number
- * generator that makes a generator run reproducible from its seed.
+ * generator that makes a generator run reproducible from its seed; and
+ * the option parsing the bench tools share.
  *
  * Header-only and static inline: the two tools are separate programs and
  * share no library of their own.
@@ -9,8 +10,10 @@
 #ifndef FLOWPOST_FPB_H
 #define FLOWPOST_FPB_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -156,6 +159,21 @@ fpb_mono_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Seconds, possibly fractional ("0.5", "3"), at most 10^6; -1 if not. */
+static inline int
+fpb_parse_seconds(const char *s, double *out)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= 0) || v > 1e6)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 #endif
