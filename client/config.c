@@ -82,8 +82,8 @@ const struct conf_key config_table[] = {
 	{ "zlib_level", CONF_UINT, O(zlib_level), 0, 9, "6", NULL,
 	    "zlib compression level of batches, 0..9" },
 	{ "zlib_level_busy", CONF_UINT, O(zlib_level_busy), 0, 9, "1", NULL,
-	    "zlib level of a batch sealed while more batches wait for a "
-	    "sealer thread (set it to zlib_level to never change level)" },
+	    "zlib level of a batch sealed while other batches wait or are "
+	    "being compressed (set it to zlib_level to never change level)" },
 	{ "seal_threads", CONF_UINT, O(seal_threads), 1, 8, "2", NULL,
 	    "threads that compress and seal batches, 1..8" },
 	{ "ca_file", CONF_STRING, O(ca_file), 0, 0, "", NULL,

@@ -75,7 +75,8 @@ static const struct {
 	    &stats_now.batches_sealed, "Batches sealed." },
 	{ "batches_sealed_busy_total", METRICS_COUNTER,
 	    &stats_now.batches_sealed_busy,
-	    "Batches compressed at zlib_level_busy because others waited." },
+	    "Batches compressed at zlib_level_busy because others were in "
+	    "hand." },
 	{ "datagrams_sealed_total", METRICS_COUNTER,
 	    &stats_now.datagrams_sealed, "Datagrams in sealed batches." },
 	{ "spool_dropped_batches_total", METRICS_COUNTER,

@@ -45,7 +45,8 @@ struct sealer {
 	char		 client_id[WIRE_CLIENT_ID_MAX + 1];
 	uint8_t		 key[WIRE_KEY_LEN];
 	_Atomic int	 zlevel;
-	_Atomic int	 zlevel_busy;	/* while batches wait for a thread */
+	_Atomic int	 zlevel_busy;	/* while other batches are in hand */
+	_Atomic int	 compressing;	/* threads in sealer_prepare() now */
 	_Atomic int	 codec;		/* enum wire_codec */
 	void		(*notify)(void *);
 	void		*notify_arg;
@@ -158,13 +159,23 @@ sealer_seal_batch(struct sealer_worker *w, const struct batch *bt)
 	uint64_t	 created_us = 0;
 	int		 zlevel, rc = -1;
 
-	/* Falling behind: a faster level for this batch. */
-	zlevel = batcher_queued(se->batcher) > 0 ?
-	    atomic_load(&se->zlevel_busy) : atomic_load(&se->zlevel);
-	if (bt->count > 0 && zlevel != atomic_load(&se->zlevel))
-		STATS_INC(batches_sealed_busy);
-	if (bt->count > 0)
+	/*
+	 * Another batch already waiting, or being compressed by another
+	 * thread, means batches close faster than one thread compresses
+	 * them at zlib_level: this one gets the faster level.  (Checking
+	 * the queue alone is not enough: with a thread per batch the queue
+	 * stays empty while every core compresses at the slow level.)
+	 */
+	if (bt->count > 0) {
+		int others = atomic_fetch_add(&se->compressing, 1);
+
+		zlevel = others > 0 || batcher_queued(se->batcher) > 0 ?
+		    atomic_load(&se->zlevel_busy) : atomic_load(&se->zlevel);
+		if (zlevel != atomic_load(&se->zlevel))
+			STATS_INC(batches_sealed_busy);
 		we = sealer_prepare(se, bt, zlevel, &w->out, &created_us);
+		atomic_fetch_sub(&se->compressing, 1);
+	}
 
 	pthread_mutex_lock(&se->seal_mu);
 	while (se->next_turn != bt->ticket)
