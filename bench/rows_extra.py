@@ -24,7 +24,6 @@ bounded.  Python 3 standard library only.
 
 import glob
 import gzip
-import hashlib
 import ipaddress
 import os
 import pwd
@@ -865,15 +864,8 @@ def data_records(body, fields):
 def unique_files(dirs):
     """*.pcap of the directories, each content once (the shared corpus
     repeats the project's files)."""
-    seen, out = set(), []
-    for d in dirs:
-        for f in sorted(glob.glob(os.path.join(d, "*.pcap"))):
-            with open(f, "rb") as fh:
-                h = hashlib.sha256(fh.read()).digest()
-            if h not in seen:
-                seen.add(h)
-                out.append(f)
-    return out
+    return codec_bytes.distinct([f for d in dirs for f in sorted(
+        glob.glob(os.path.join(d, "*.pcap")))])
 
 
 def pcap_set(files):
