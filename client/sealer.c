@@ -202,18 +202,6 @@ sealer_main(void *arg)
 	return NULL;
 }
 
-static void
-sealer_release(struct sealer *se)
-{
-	for (int i = 0; i < SEALER_THREADS_MAX; i++)
-		buf_free(&se->workers[i].out);
-	buf_free(&se->hb_out);
-	pthread_cond_destroy(&se->turn_cv);
-	pthread_mutex_destroy(&se->seal_mu);
-	sodium_memzero(se->key, sizeof(se->key));
-	free(se);
-}
-
 int
 sealer_start(struct sealer **out, struct batcher *b, struct spool *s,
     const struct sealer_params *p)
@@ -260,14 +248,14 @@ sealer_start(struct sealer **out, struct batcher *b, struct spool *s,
 		se->nworkers++;
 	}
 	if (se->nworkers == 0) {
-		sealer_release(se);
+		sealer_free(se);
 		return -1;
 	}
 	*out = se;
 	return 0;
  fail:
 	log_error("sealer: out of memory");
-	sealer_release(se);
+	sealer_free(se);
 	return -1;
 }
 
@@ -326,5 +314,11 @@ sealer_free(struct sealer *se)
 {
 	if (se == NULL)
 		return;
-	sealer_release(se);
+	for (int i = 0; i < SEALER_THREADS_MAX; i++)
+		buf_free(&se->workers[i].out);
+	buf_free(&se->hb_out);
+	pthread_cond_destroy(&se->turn_cv);
+	pthread_mutex_destroy(&se->seal_mu);
+	sodium_memzero(se->key, sizeof(se->key));
+	free(se);
 }
